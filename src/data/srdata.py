@@ -1,0 +1,210 @@
+"""SRData: the base of every image dataset.
+
+A subclass sets `self.dir_hr` (and `self.layout`, a hint printed when the
+folder holds nothing) and implements `_scan()` returning a list of
+`(hr_path, {scale: lr_path or None})`. Missing LR images are made from the
+mod-cropped HR image with MATLAB-exact bicubic and cached under --dir_cache;
+`--ext sep` also caches decoded arrays there (.npy, memory-mapped). Nothing is
+ever written inside --dir_data.
+
+Items are `(lr, hr, filename, idx_scale)`. An index is either an int (test:
+the current scale) or `(i, idx_scale, seed)` from the batch sampler (train:
+the seed drives the crop and augmentation, so batches do not depend on the
+number of worker processes).
+"""
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from data import common
+from data.common import DataError
+from data.imresize import imresize
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _write_png(path, arr):
+    import imageio.v3 as iio
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp.png'
+    iio.imwrite(tmp, arr if arr.shape[2] > 1 else arr[..., 0])
+    os.replace(tmp, path)
+
+
+def _write_npy(path, arr):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp.npy'
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+class SRData(Dataset):
+    layout = ''
+
+    def __init__(self, args, name='', train=True, benchmark=False):
+        self.args = args
+        self.name = name
+        self.train = train
+        self.benchmark = benchmark
+        self.scale = list(args.scale)
+        self.idx_scale = 0
+        ext = args.ext.split('-')
+        self.ext, self.reset = ext[0], 'reset' in ext
+        entries = self._scan()
+        if not entries:
+            raise DataError(f'{name}: no images found in {self.dir_hr}' + (f' (expected {self.layout})' if self.layout else ''))
+        key = hashlib.sha1(str(Path(self.dir_hr).resolve()).encode()).hexdigest()[:8]
+        self.cache_dir = os.path.join(args.dir_cache, f'{name}_{key}')
+        self._prepare(entries)
+        n = len(self.images_hr)
+        self.repeat = max(args.batch_size * args.test_every // n, 1) if train else 1
+
+    # ---- building -------------------------------------------------------
+    def _scan(self):
+        raise NotImplementedError
+
+    def _lr_cache_path(self, hr, s):
+        return os.path.join(self.cache_dir, 'LR_bicubic', f'X{s}', f'{_stem(hr)}x{s}.png')
+
+    def _npy_path(self, path, kind):
+        return os.path.join(self.cache_dir, f'bin_c{self.args.n_colors}', kind, os.path.basename(path) + '.npy')
+
+    def _prepare(self, entries):
+        c = self.args.n_colors
+        todo = [(hr, s) for hr, lrs in entries for s in self.scale if not lrs.get(s)]
+        todo = [(hr, s) for hr, s in todo if self.reset or not os.path.exists(self._lr_cache_path(hr, s))]
+        bad = set()
+        if todo:
+            for hr, s in tqdm(todo, desc=f'{self.name}: making bicubic LR', unit='img', leave=False):
+                try:
+                    img = common.modcrop(common.read_image(hr, c), s)
+                except DataError as e:
+                    self._bad(e, bad, hr)
+                    continue
+                _write_png(self._lr_cache_path(hr, s), imresize(img, 1 / s))
+        self.images_hr, self.images_lr = [], [[] for _ in self.scale]
+        for hr, lrs in entries:
+            if hr in bad:
+                continue
+            self.images_hr.append(hr)
+            for si, s in enumerate(self.scale):
+                self.images_lr[si].append(lrs.get(s) or self._lr_cache_path(hr, s))
+        if self.ext == 'sep':
+            self._build_bins(bad)
+        if self.train:
+            self._drop_small(bad)
+        if bad:
+            keep = [i for i, hr in enumerate(self.images_hr) if hr not in bad]
+            self.images_hr = [self.images_hr[i] for i in keep]
+            self.images_lr = [[lst[i] for i in keep] for lst in self.images_lr]
+        if not self.images_hr:
+            raise DataError(f'{self.name}: no usable images left in {self.dir_hr}')
+
+    def _bad(self, err, bad, hr):
+        """A bad file: skipped with a warning when training, an error in a test set."""
+        if not self.train:
+            raise err
+        warnings.warn(f'skipping {err}', stacklevel=2)
+        bad.add(hr)
+
+    def _build_bins(self, bad):
+        c = self.args.n_colors
+        jobs = []
+        for i, hr in enumerate(self.images_hr):
+            pairs = [(hr, 'HR')] + [(self.images_lr[si][i], f'X{s}') for si, s in enumerate(self.scale)]
+            for src, kind in pairs:
+                dst = self._npy_path(src, kind)
+                if self.reset or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+                    jobs.append((hr, src, dst))
+        for hr, src, dst in tqdm(jobs, desc=f'{self.name}: caching decoded images', unit='img',
+                                 leave=False, disable=not jobs):
+            if hr in bad:
+                continue
+            try:
+                _write_npy(dst, common.read_image(src, c))
+            except DataError as e:
+                self._bad(e, bad, hr)
+
+    def _drop_small(self, bad):
+        for i, hr in enumerate(self.images_hr):
+            if hr in bad:
+                continue
+            for si, s in enumerate(self.scale):
+                h, w = self._shape(self.images_lr[si][i], f'X{s}')
+                if min(h, w) < self.args.patch_size // s:
+                    warnings.warn(f'skipping {hr}: its x{s} LR image ({w}x{h}) is smaller than the '
+                                  f'patch ({self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})',
+                                  stacklevel=2)
+                    bad.add(hr)
+                    break
+
+    def _shape(self, path, kind):
+        if self.ext == 'sep':
+            return np.load(self._npy_path(path, kind), mmap_mode='r').shape[:2]
+        import imageio.v3 as iio
+        try:
+            return iio.improps(path).shape[:2]
+        except Exception as e:
+            raise DataError(f'{path}: cannot read image header ({type(e).__name__})')
+
+    # ---- access ---------------------------------------------------------
+    def _load(self, path, kind):
+        if self.ext == 'sep':
+            return np.load(self._npy_path(path, kind), mmap_mode='r')
+        return common.read_image(path, self.args.n_colors)
+
+    def set_scale(self, idx_scale):
+        self.idx_scale = idx_scale
+
+    def __len__(self):
+        return len(self.images_hr) * self.repeat
+
+    def __getitem__(self, index):
+        if isinstance(index, (tuple, list)):
+            i, idx_scale, seed = index
+        else:
+            i, idx_scale, seed = index, self.idx_scale, 0
+        i %= len(self.images_hr)
+        s = self.scale[idx_scale]
+        hr_path, lr_path = self.images_hr[i], self.images_lr[idx_scale][i]
+        hr = common.modcrop(self._load(hr_path, 'HR'), s)
+        lr = self._load(lr_path, f'X{s}')
+        if (lr.shape[0] * s, lr.shape[1] * s) != hr.shape[:2]:
+            raise DataError(f'{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} times {s} does not match '
+                            f'HR {hr_path} ({hr.shape[1]}x{hr.shape[0]} after cropping to a multiple of {s})')
+        if self.train:
+            rng = np.random.default_rng(seed)
+            lr, hr = common.get_patch(lr, hr, self.args.patch_size, s, rng)
+            if not self.args.no_augment:
+                lr, hr = common.augment([lr, hr], rng)
+        rgb = self.args.rgb_range
+        return common.np2tensor(lr, rgb), common.np2tensor(hr, rgb), _stem(hr_path), idx_scale
+
+
+def scan_folder(dir_hr, dir_lr, scales, names=None):
+    """[(hr, {s: lr or None})] for the HR images of a folder; LR looked up as
+    <dir_lr>/X<s>/<stem>x<s>.<ext>."""
+    if not os.path.isdir(dir_hr):
+        return []
+    hrs = common.list_images(dir_hr)
+    if names is not None:
+        hrs = [h for h in hrs if _stem(h) in names]
+    out = []
+    for hr in hrs:
+        lrs = {}
+        for s in scales:
+            for ext in (os.path.splitext(hr)[1],) + common.IMG_EXTS:
+                p = os.path.join(dir_lr, f'X{s}', f'{_stem(hr)}x{s}{ext}') if dir_lr else ''
+                if p and os.path.isfile(p):
+                    lrs[s] = p
+                    break
+        out.append((hr, lrs))
+    return out

@@ -1,0 +1,95 @@
+"""MSDataLoader: a DataLoader whose every training batch uses one scale drawn
+at random from --scale, built only on public torch.utils.data APIs.
+
+The batch sampler attaches `(idx_scale, seed)` to every index; the dataset
+reads the scale (and a per-sample seed for crop/augmentation) from the index.
+Batches are `(lr, hr, filenames, idx_scale)`. Everything random comes from
+(--seed, epoch), so the same seed gives the same batches whatever
+--n_threads is, and a run resumed at an epoch boundary sees what it would
+have seen.
+"""
+import os
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+class ScaleBatchSampler(Sampler):
+    """Shuffled batches of `(i, idx_scale, seed)`, one idx_scale per batch.
+    With world_size > 1 each rank takes its own slice of every global batch,
+    so ranks see disjoint samples and the same scale at every step."""
+
+    def __init__(self, n, batch_size, n_scales, seed, rank=0, world_size=1, max_batches=None):
+        super().__init__()
+        self.max_batches = max_batches
+        self.start_batch = 0
+        if batch_size % world_size:
+            raise ValueError(f'--batch_size {batch_size} is not divisible by {world_size} processes')
+        self.n, self.batch_size, self.n_scales = n, batch_size, n_scales
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 1
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        n = self.n // self.batch_size
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def __iter__(self):
+        """Batches of this epoch from `start_batch` on (a resumed epoch skips
+        the batches it already trained on)."""
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        scales = torch.randint(self.n_scales, (len(self),), generator=g).tolist()
+        seeds = torch.randint(2 ** 62, (len(self), self.batch_size), generator=g).tolist()
+        per_rank = self.batch_size // self.world_size
+        for b in range(self.start_batch, len(self)):
+            idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+            lo = self.rank * per_rank
+            yield [(i, scales[b], sd) for i, sd in zip(idx[lo:lo + per_rank], seeds[b][lo:lo + per_rank])]
+
+
+class TestSampler(Sampler):
+    """Every image once, at the scale set with set_scale()."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+        self.idx_scale = 0
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield [(i, self.idx_scale, 0)]
+
+
+def collate(batch):
+    lr = torch.stack([b[0] for b in batch])
+    hr = torch.stack([b[1] for b in batch])
+    return lr, hr, [b[2] for b in batch], batch[0][3]
+
+
+class MSDataLoader(DataLoader):
+    def __init__(self, args, dataset, train=True, rank=0, world_size=1):
+        if train:
+            sampler = ScaleBatchSampler(len(dataset), args.batch_size, len(args.scale), args.seed, rank, world_size,
+                                        max_batches=args.test_every)
+        else:
+            sampler = TestSampler(len(dataset))
+        cuda = not args.cpu and torch.cuda.is_available()
+        super().__init__(dataset, batch_sampler=sampler, num_workers=min(args.n_threads, os.cpu_count() or 1), collate_fn=collate,
+                         pin_memory=cuda, persistent_workers=False)
+        self.train = train
+
+    def set_scale(self, idx_scale):
+        self.batch_sampler.idx_scale = idx_scale
+        if hasattr(self.dataset, 'set_scale'):
+            self.dataset.set_scale(idx_scale)
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.batch_sampler.set_epoch(epoch)
+        self.batch_sampler.start_batch = start_batch

@@ -1,0 +1,194 @@
+"""Compute PSNR / SSIM (MATLAB-style, see metrics.py) between SR and HR folders."""
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import metrics
+
+IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
+
+HELP_EPILOG = """\
+pairing rule:
+  each SR file is matched to the HR file with the same stem (file name
+  without extension). If there is none, these suffixes are tried, in order,
+  and the first stripped stem that names an HR image wins:
+    _x{S}_SR   (baby_x2_SR.png -> baby)
+    _SR        (baby_SR.png    -> baby)
+    x{S}       (babyx2.png     -> baby)
+    _x{S}      (baby_x2.png    -> baby)
+  SR files whose stem ends in _LR or _HR are ignored. Every HR image needs
+  exactly one SR image and every other SR image must match an HR image,
+  otherwise the run stops with exit code 1.
+
+sizes:
+  if the HR image is larger than the SR image by less than S pixels in each
+  dimension, HR is cropped to a multiple of S (mod-crop) before comparing.
+
+metrics:
+  Y channel (16 + (65.481 R + 128.553 G + 24.966 B) / 255, float) for RGB,
+  the single channel for grayscale; --shave pixels are removed at each
+  border (default S). PSNR in dB, SSIM with an 11x11 Gaussian window.
+"""
+
+
+class EvalError(Exception):
+    pass
+
+
+def read_image(path):
+    """Read an image as uint8 HxW (grayscale) or HxWx3 (colour)."""
+    import imageio.v3 as iio
+
+    try:
+        img = np.asarray(iio.imread(path))  # palette images come back as RGB(A)
+    except Exception as e:  # imageio raises many types
+        raise EvalError('cannot read %s: %s' % (path, e))
+    if img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif img.dtype == np.uint16:
+        img = np.floor(img / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise EvalError('unsupported pixel type %s in %s' % (img.dtype, path))
+    if img.ndim == 3:
+        if img.shape[2] in (2, 4):  # drop alpha
+            img = img[:, :, :-1]
+        if img.shape[2] == 1:
+            img = img[:, :, 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise EvalError('unsupported image shape %s in %s' % (img.shape, path))
+    return img
+
+
+def list_images(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvalError('not a directory: %s' % folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def match_stem(stem, hr_stems, scale):
+    """HR stem for an SR stem, or None (see HELP_EPILOG for the rule)."""
+    if stem in hr_stems:
+        return stem
+    for suffix in ('_x%d_SR' % scale, '_SR', 'x%d' % scale, '_x%d' % scale):
+        if stem.endswith(suffix) and stem[:-len(suffix)] in hr_stems:
+            return stem[:-len(suffix)]
+    return None
+
+
+def match_pairs(sr_dir, hr_dir, scale):
+    """List of (stem, sr_path, hr_path), sorted by stem."""
+    hr_files = list_images(hr_dir)
+    if not hr_files:
+        raise EvalError('no images in HR directory %s' % hr_dir)
+    hr = {}
+    for p in hr_files:
+        if p.stem in hr:
+            raise EvalError('two HR images with stem %r: %s, %s' % (p.stem, hr[p.stem].name, p.name))
+        hr[p.stem] = p
+    sr = {}
+    for p in list_images(sr_dir):
+        if p.stem.endswith(('_LR', '_HR')):
+            continue
+        stem = match_stem(p.stem, hr, scale)
+        if stem is None:
+            raise EvalError('SR image %s matches no HR image in %s' % (p, hr_dir))
+        if stem in sr:
+            raise EvalError('SR images %s and %s both match HR image %s'
+                            % (sr[stem].name, p.name, hr[stem].name))
+        sr[stem] = p
+    missing = [hr[s].name for s in sorted(hr) if s not in sr]
+    if missing:
+        raise EvalError('no SR image in %s for HR image(s): %s' % (sr_dir, ', '.join(missing)))
+    return [(s, sr[s], hr[s]) for s in sorted(hr)]
+
+
+def evaluate(sr_dir, hr_dir, scale, shave=None):
+    """{'images': {stem: {'psnr', 'ssim'}}, 'mean': {'psnr', 'ssim'}}."""
+    shave = scale if shave is None else shave
+    images = {}
+    for stem, sr_path, hr_path in match_pairs(sr_dir, hr_dir, scale):
+        sr = read_image(sr_path)
+        hr = read_image(hr_path)
+        dh = hr.shape[0] - sr.shape[0]
+        dw = hr.shape[1] - sr.shape[1]
+        if hr.shape != sr.shape and 0 <= dh < scale and 0 <= dw < scale:
+            hr = hr[:hr.shape[0] - hr.shape[0] % scale, :hr.shape[1] - hr.shape[1] % scale]
+        if hr.shape != sr.shape:
+            raise EvalError('size mismatch: SR %s is %s, HR %s is %s'
+                            % (sr_path, 'x'.join(map(str, sr.shape)),
+                               hr_path, 'x'.join(map(str, hr.shape))))
+        try:
+            p, s = metrics.calc_metrics(sr, hr, shave)
+        except ValueError as e:
+            raise EvalError('%s: %s' % (sr_path, e))
+        images[stem] = {'psnr': p, 'ssim': s}
+    mean = {k: float(np.mean([v[k] for v in images.values()])) for k in ('psnr', 'ssim')}
+    return {'images': images, 'mean': mean}
+
+
+def write_json(result, path):
+    """Write atomically (temp file + os.replace); inf PSNR is written as null."""
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        return None if isinstance(x, float) and math.isinf(x) else x
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(clean(result), f, indent=2)
+            f.write('\n')
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def format_table(result):
+    width = max([len(s) for s in result['images']] + [4])
+    lines = ['%-*s  %8s  %6s' % (width, 'image', 'PSNR', 'SSIM')]
+    for stem, v in result['images'].items():
+        lines.append('%-*s  %8.2f  %6.4f' % (width, stem, v['psnr'], v['ssim']))
+    m = result['mean']
+    lines.append('%-*s  %8.2f  %6.4f' % (width, 'mean', m['psnr'], m['ssim']))
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='evaluate.py', description=__doc__, epilog=HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--sr', required=True, help='folder of super-resolved images')
+    parser.add_argument('--hr', required=True, help='folder of ground-truth images')
+    parser.add_argument('--scale', type=int, required=True, help='upscaling factor S')
+    parser.add_argument('--shave', type=int, default=None,
+                        help='border pixels ignored on each side (default: S)')
+    parser.add_argument('--json', default=None, help='also write results to this JSON file')
+    args = parser.parse_args(argv)
+    if args.scale < 1:
+        parser.error('--scale must be >= 1')
+    if args.shave is not None and args.shave < 0:
+        parser.error('--shave must be >= 0')
+    try:
+        result = evaluate(args.sr, args.hr, args.scale, args.shave)
+        print(format_table(result))
+        if args.json:
+            write_json(result, args.json)
+    except (EvalError, OSError) as e:
+        print('evaluate.py: error: %s' % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

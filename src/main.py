@@ -1,0 +1,75 @@
+"""srlab entry point: `python main.py --model EDSR --scale 2 ...`"""
+import sys
+import traceback
+
+import torch
+
+import option
+import utility
+
+
+def one_line(e):
+    """The user-facing line of an error (also when re-raised from a loader worker)."""
+    msg = str(e).strip().splitlines()
+    if len(msg) > 1 and 'Traceback' in str(e):  # DataLoader worker: last line is 'Type: message'
+        last = msg[-1]
+        return last.split(': ', 1)[1] if ': ' in last else last
+    return msg[0] if msg else type(e).__name__
+
+
+def run(args):
+    import data
+    import loss
+    import model
+    from data.common import DataError
+    from trainer import Interrupted, Trainer
+
+    torch.manual_seed(args.seed)
+    ckp = utility.checkpoint(args)
+    trainer = None
+    try:
+        if args.data_test == ['video']:
+            import videotester
+            m = model.Model(args, ckp)
+            videotester.VideoTester(args, m, ckp).test()
+        else:
+            loader = data.Data(args)
+            m = model.Model(args, ckp)
+            lo = loss.Loss(args, ckp) if not args.test_only else None
+            trainer = Trainer(args, loader, m, lo, ckp)
+            while not trainer.terminate():
+                trainer.train()
+                trainer.test()
+    except Interrupted as e:
+        trainer.save_interrupted()
+        name = args.load or args.save
+        print(f'\nStopped by signal {e.signum}; state saved in {ckp.dir}. Resume with:\n'
+              f'  python main.py {" ".join(sys.argv[1:]).replace("--reset", "").strip()} --load {name} --resume -1'
+              if not args.load else f'\nStopped by signal {e.signum}; state saved in {ckp.dir}. Resume with the same command.',
+              file=sys.stderr)
+        ckp.done()
+        return 128 + e.signum
+    except (utility.SRLabError, DataError) as e:
+        ckp.write_log(f'main.py: error: {one_line(e)}', quiet=True)
+        ckp.done()
+        raise
+    ckp.done()
+    return 0
+
+
+def main(argv=None):
+    args = option.parse_args(argv)
+    try:
+        return run(args)
+    except Exception as e:
+        from data.common import DataError
+        known = (utility.SRLabError, DataError)
+        if isinstance(e, known) or any(k.__name__ + ':' in str(e) for k in known):
+            print(f'main.py: error: {one_line(e)}', file=sys.stderr)
+            return 1
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

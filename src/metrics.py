@@ -1,0 +1,128 @@
+"""PSNR / SSIM as computed by the MATLAB scripts of the SR papers.
+
+Images are on the 0..255 scale. Both images are quantized to 8-bit levels
+(round half away from zero, clip to 0..255), 3-channel images are reduced to
+float64 Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (not rounded),
+`shave` pixels are cut from each border, then
+PSNR = 10 log10(255^2 / MSE) and SSIM (Wang et al.: 11x11 Gaussian,
+sigma 1.5, K = (0.01, 0.03), L = 255, 'valid' filtering, mean of the map).
+"""
+import math
+
+import numpy as np
+
+
+def quantize(img):
+    """Round half away from zero to 8-bit levels and clip to 0..255 (float64)."""
+    img = np.asarray(img, dtype=np.float64)
+    r = np.floor(img)
+    r += (img - r) >= 0.5
+    return np.clip(r, 0, 255)
+
+
+def rgb_to_y(img):
+    """HxWx3 (0..255) -> float64 HxW luma (BT.601, 16..235); HxW or HxWx1 as is."""
+    img = np.asarray(img, dtype=np.float64)
+    if img.ndim == 3 and img.shape[2] == 1:
+        return img[:, :, 0]
+    if img.ndim == 2:
+        return img
+    if img.ndim == 3 and img.shape[2] == 3:
+        return 16.0 + (65.481 * img[:, :, 0] + 128.553 * img[:, :, 1]
+                       + 24.966 * img[:, :, 2]) / 255.0
+    raise ValueError('expected HxW, HxWx1 or HxWx3 image, got shape %s' % (img.shape,))
+
+
+def _prepare(sr, hr, shave):
+    sr = np.asarray(sr)
+    hr = np.asarray(hr)
+    if sr.shape != hr.shape:
+        raise ValueError('SR and HR shapes differ: SR %s vs HR %s'
+                         % (tuple(sr.shape), tuple(hr.shape)))
+    ys = rgb_to_y(quantize(sr))
+    yh = rgb_to_y(quantize(hr))
+    shave = int(shave)
+    if shave > 0:
+        if min(ys.shape) <= 2 * shave:
+            raise ValueError('image %s too small for shave=%d' % (tuple(sr.shape), shave))
+        ys = ys[shave:-shave, shave:-shave]
+        yh = yh[shave:-shave, shave:-shave]
+    return ys, yh
+
+
+def _psnr_y(ys, yh):
+    mse = np.mean((ys - yh) ** 2)
+    if mse == 0:
+        return math.inf
+    return float(10.0 * np.log10(255.0 ** 2 / mse))
+
+
+def gaussian_window(size=11, sigma=1.5):
+    """1-D factor g of MATLAB fspecial('gaussian', size, sigma) = outer(g, g)."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(x * x) / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+def _filter_valid(img, g):
+    """Separable 'valid' correlation with outer(g, g) (filter2 'valid')."""
+    n = len(g)
+    h, w = img.shape
+    rows = sum(g[k] * img[k:h - n + 1 + k, :] for k in range(n))
+    return sum(g[k] * rows[:, k:w - n + 1 + k] for k in range(n))
+
+
+def _ssim_y(a, b):
+    if min(a.shape) < 11:
+        raise ValueError('image %s smaller than the 11x11 SSIM window' % (a.shape,))
+    c1 = (0.01 * 255) ** 2
+    c2 = (0.03 * 255) ** 2
+    g = gaussian_window()
+    mu1 = _filter_valid(a, g)
+    mu2 = _filter_valid(b, g)
+    mu1_sq = mu1 * mu1
+    mu2_sq = mu2 * mu2
+    mu12 = mu1 * mu2
+    s1 = _filter_valid(a * a, g) - mu1_sq
+    s2 = _filter_valid(b * b, g) - mu2_sq
+    s12 = _filter_valid(a * b, g) - mu12
+    ssim_map = ((2 * mu12 + c1) * (2 * s12 + c2)) / ((mu1_sq + mu2_sq + c1) * (s1 + s2 + c2))
+    return float(ssim_map.mean())
+
+
+def psnr(sr, hr, shave=0):
+    """PSNR in dB on Y (or the single channel); inf for identical images."""
+    return _psnr_y(*_prepare(sr, hr, shave))
+
+
+def ssim(sr, hr, shave=0):
+    """Mean SSIM on Y (or the single channel)."""
+    return _ssim_y(*_prepare(sr, hr, shave))
+
+
+def calc_metrics(sr, hr, shave=0):
+    """(psnr, ssim) of numpy HxW / HxWxC images on 0..255."""
+    ys, yh = _prepare(sr, hr, shave)
+    return _psnr_y(ys, yh), _ssim_y(ys, yh)
+
+
+def tensor_to_image(t, rgb_range):
+    """CxHxW or 1xCxHxW tensor on 0..rgb_range -> HxWxC (or HxW) float64 on 0..255."""
+    t = t.detach()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError('expected a batch of one, got shape %s' % (tuple(t.shape),))
+        t = t[0]
+    if t.dim() != 3:
+        raise ValueError('expected CxHxW or 1xCxHxW tensor, got shape %s' % (tuple(t.shape),))
+    img = t.to('cpu').double().numpy() * (255.0 / float(rgb_range))
+    img = img.transpose(1, 2, 0)
+    return img[:, :, 0] if img.shape[2] == 1 else img
+
+
+def calc_psnr_ssim(sr, hr, rgb_range, shave=0):
+    """(psnr, ssim) python floats for torch tensors on 0..rgb_range."""
+    if tuple(sr.shape) != tuple(hr.shape):
+        raise ValueError('SR and HR shapes differ: SR %s vs HR %s'
+                         % (tuple(sr.shape), tuple(hr.shape)))
+    return calc_metrics(tensor_to_image(sr, rgb_range), tensor_to_image(hr, rgb_range), shave)

@@ -1,0 +1,232 @@
+"""Model wrapper: builds `model/<name>.py:make_model(args)`, loads and saves
+weights, and runs the test-time forward (tiled `--chop`, `--self_ensemble`,
+`--precision`)."""
+import contextlib
+import os
+from importlib import import_module
+
+import torch
+import torch.nn as nn
+
+import utility
+from model.common import count_parameters
+
+DTYPES = {'single': torch.float32, 'half': torch.float16, 'bf16': torch.bfloat16}
+
+
+def load_file(path, flag='--pre_train'):
+    if not os.path.isfile(path):
+        raise utility.SRLabError(f'{flag}: file not found: {path}')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # corrupt, truncated or not a checkpoint
+        raise utility.SRLabError(f'{flag}: {path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})'.splitlines()[0])
+
+
+def unwrap_state(obj):
+    """(state_dict, layout) from a released file: a plain state_dict
+    (EDSR-PyTorch family), BasicSR's {'params'|'params_ema': ...}, or
+    {'state_dict'|'model': ...}."""
+    if isinstance(obj, dict):
+        for key, layout in (('params_ema', 'basicsr'), ('params', 'basicsr'), ('state_dict', 'plain'), ('model', 'plain')):
+            if key in obj and isinstance(obj[key], dict):
+                return obj[key], layout
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError('no state_dict found in it')
+    state = obj
+    if all(k.startswith('module.') for k in state):  # saved from DataParallel/DDP
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    return state, 'plain'
+
+
+def _short(items, n=4):
+    items = list(items)
+    s = ', '.join(items[:n])
+    return s + (f' and {len(items) - n} more' if len(items) > n else '')
+
+
+class Model(nn.Module):
+    def __init__(self, args, ckp):
+        super().__init__()
+        ckp.write_log('Making model...')
+        self.args = args
+        self.scale = args.scale
+        self.idx_scale = 0
+        self.self_ensemble = args.self_ensemble
+        self.chop = args.chop
+        self.precision = args.precision
+        self.device = torch.device('cpu' if args.cpu or not torch.cuda.is_available() else 'cuda')
+        self.n_GPUs = args.n_GPUs
+        self.save_models = args.save_models
+        self.ckp = ckp
+
+        self.module = import_module('model.' + args.model.lower())
+        self.model = self.module.make_model(args).to(self.device)
+        if args.test_only and args.precision != 'single':
+            self.model.to(DTYPES[args.precision])
+        n = count_parameters(self.model)
+        ckp.write_log(f'Trainable parameters: {n:,}')
+
+        self.load(ckp.get_path('model'), pre_train=args.pre_train, resume=args.resume)
+        if args.extend != '.':
+            self.load_weights(load_file(args.extend, '--extend'), args.extend, strict=False, flag='--extend')
+
+    # ---- forward -------------------------------------------------------
+    def forward(self, x, idx_scale=0):
+        self.idx_scale = idx_scale
+        if hasattr(self.model, 'set_scale'):
+            self.model.set_scale(idx_scale)
+        if self.training:
+            if self.n_GPUs > 1 and self.device.type == 'cuda':
+                return nn.parallel.data_parallel(self.model, x, range(self.n_GPUs))
+            return self.model(x)
+        fn = self.forward_chop if self.chop else self.model
+        with self._precision():
+            if self.self_ensemble:
+                return self.forward_x8(x, fn)
+            return fn(x)
+
+    def _precision(self):
+        dtype = DTYPES[self.precision]
+        if dtype == torch.float32 or next(iter(self.model.parameters()), torch.empty(0)).dtype == dtype:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def forward_chop(self, x):
+        """Tiled forward: LR tiles of --chop_size with --chop_overlap pixels of
+        context on each inner side, --chop_batch tiles per call. Each tile only
+        writes the centre part it owns, so with an overlap as large as the
+        receptive field the result equals the untiled forward."""
+        a = self.args
+        size, ov = a.chop_size, a.chop_overlap
+        s = self.scale[self.idx_scale]
+        b, _, h, w = x.shape
+        if h <= size and w <= size:
+            return self.model(x)
+
+        def starts(n):
+            if n <= size:
+                return [0]
+            step = max(size - 2 * ov, 1)
+            return list(range(0, n - size, step)) + [n - size]
+
+        def owned(st, n, length):
+            lo = st + (ov if st > 0 else 0)
+            hi = st + length - (ov if st + length < n else 0)
+            return lo, hi
+
+        th, tw = min(size, h), min(size, w)
+        coords = [(y, z) for y in starts(h) for z in starts(w)]
+        out = None
+        for i in range(0, len(coords), a.chop_batch):
+            group = coords[i:i + a.chop_batch]
+            res = self.model(torch.cat([x[..., y:y + th, z:z + tw] for y, z in group]))
+            if out is None:
+                out = res.new_empty(b, res.shape[1], h * s, w * s)
+            for j, (y, z) in enumerate(group):
+                y0, y1 = owned(y, h, th)
+                z0, z1 = owned(z, w, tw)
+                out[..., y0 * s:y1 * s, z0 * s:z1 * s] = \
+                    res[j * b:(j + 1) * b, :, (y0 - y) * s:(y1 - y) * s, (z0 - z) * s:(z1 - z) * s]
+        return out
+
+    @staticmethod
+    def transform(x, t):
+        """t in 0..7: bit 0 flips W, bit 1 flips H, bit 2 transposes H and W."""
+        if t & 1:
+            x = x.flip(-1)
+        if t & 2:
+            x = x.flip(-2)
+        if t & 4:
+            x = x.transpose(-1, -2)
+        return x
+
+    @staticmethod
+    def inverse_transform(x, t):
+        if t & 4:
+            x = x.transpose(-1, -2)
+        if t & 2:
+            x = x.flip(-2)
+        if t & 1:
+            x = x.flip(-1)
+        return x
+
+    def forward_x8(self, x, fn):
+        acc = None
+        for t in range(8):
+            y = self.inverse_transform(fn(self.transform(x, t)), t).float()
+            acc = y if acc is None else acc + y
+        return acc / 8
+
+    # ---- weights -------------------------------------------------------
+    def get_model(self):
+        return self.model
+
+    def state_dict(self, *a, **k):
+        return self.model.state_dict(*a, **k)
+
+    def save(self, apath, epoch, is_best=False):
+        state = self.model.state_dict()
+        utility.atomic_save(state, os.path.join(apath, 'model_latest.pt'))
+        if is_best:
+            utility.atomic_save(state, os.path.join(apath, 'model_best.pt'))
+        if self.save_models:
+            utility.atomic_save(state, os.path.join(apath, f'model_{epoch}.pt'))
+
+    def load(self, apath, pre_train='', resume=0):
+        if resume == -1:
+            path = os.path.join(apath, 'model_latest.pt')
+            if not os.path.isfile(path):
+                raise utility.SRLabError(f'--resume -1: no saved model at {path}')
+            self.load_weights(load_file(path, '--resume'), path, strict=True, flag='--resume')
+        elif resume > 0:
+            path = os.path.join(apath, f'model_{resume}.pt')
+            if not os.path.isfile(path):
+                raise utility.SRLabError(f'--resume {resume}: no saved model at {path} (were they kept with --save_models?)')
+            self.load_weights(load_file(path, '--resume'), path, strict=True, flag='--resume')
+        elif pre_train:
+            if pre_train == 'download' and hasattr(self.module, 'released'):
+                pre_train = self.module.released(self.args)
+            self.load_weights(load_file(pre_train), pre_train, strict=self.args.pre_train_strict)
+
+    def load_weights(self, obj, source, strict=True, flag='--pre_train'):
+        """Load a checkpoint by name, mapping BasicSR names and per-scale
+        modules; report what did not match. Under `strict`, any mismatch
+        outside the per-scale modules (tails) is an error."""
+        net = self.model
+        try:
+            state, layout = unwrap_state(obj)
+        except ValueError as e:
+            raise utility.SRLabError(f'{flag}: {source}: {e}')
+        if layout == 'basicsr':
+            if not hasattr(self.module, 'from_basicsr'):
+                raise utility.SRLabError(f'{flag}: {source} has BasicSR layout, which --model {self.args.model} cannot read')
+            state = self.module.from_basicsr(state, net)
+        if hasattr(net, 'adapt_state_dict'):
+            state = net.adapt_state_dict(state)
+        own = net.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        mismatch = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+                    for k in own if k in state and state[k].shape != own[k].shape]
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing ({_short(missing)})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected ({_short(unexpected)})')
+        if mismatch:
+            parts.append(f'{len(mismatch)} of other shape, checkpoint vs model ({_short(mismatch)})')
+        per_scale = tuple(p + '.' for p in getattr(net, 'scale_modules', ()))
+        names = missing + unexpected + [m.split(' ')[0] for m in mismatch]
+        confined = bool(per_scale) and all(n.startswith(per_scale) for n in names)
+        if parts and strict and not confined:
+            raise utility.SRLabError(
+                f'{flag}: {source} does not fit --model {self.args.model} with these flags: ' + '; '.join(parts)
+                + (' (use --pre_train_strict false to load what matches)' if flag == '--pre_train' else ''))
+        for k in own:
+            if k in state and state[k].shape == own[k].shape:
+                own[k] = state[k]
+        net.load_state_dict(own)
+        loaded = sum(1 for k in own if k in state and state[k].shape == own[k].shape)
+        self.ckp.write_log(f'Loaded {loaded}/{len(own)} tensors from {source}'
+                           + ('; not loaded: ' + '; '.join(parts) if parts else ''))

@@ -1,0 +1,268 @@
+"""Command-line flags (EDSR-PyTorch compatible names), parsed and validated.
+
+`parse_args(argv)` returns the namespace main.py uses. Lists are joined with
+'+' (`--scale 2+3+4`, `--data_test Set5+Set14`). Any invalid value exits with
+one line naming the flag.
+"""
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import template
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / 'src'
+
+
+class OptionError(ValueError):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # one line, no usage dump
+        self.exit(2, f'{self.prog}: error: {message}\n')
+
+
+def str2bool(v):
+    if isinstance(v, bool):
+        return v
+    if v.lower() in ('true', '1', 'yes', 'y'):
+        return True
+    if v.lower() in ('false', '0', 'no', 'n'):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got '{v}'")
+
+
+def build_parser():
+    p = Parser(prog='main.py', description='srlab: EDSR-lineage super-resolution')
+    a = p.add_argument
+    # hardware
+    a('--template', default='.', help='preset: ' + ', '.join(template.TEMPLATES))
+    a('--n_threads', type=int, default=6, help='data loader worker processes (0: main process)')
+    a('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
+    a('--n_GPUs', type=int, default=1, help='GPUs used by one process (DataParallel)')
+    a('--seed', type=int, default=1, help='random seed')
+    # data
+    a('--dir_data', default=str(REPO / 'dataset'), help='root of DIV2K/ and benchmark/')
+    a('--dir_demo', default=str(REPO / 'dataset' / 'demo'), help='folder of LR images for --data_test Demo, or a video')
+    a('--dir_train', default='', help='folder of HR images for --data_train Folder')
+    a('--dir_cache', default=str(REPO / 'dataset' / 'cache'), help='where srlab writes caches (never inside --dir_data)')
+    a('--data_train', default='DIV2K', help="training sets joined with '+'")
+    a('--data_test', default='DIV2K', help="test sets joined with '+' (benchmark folder names, DIV2K, Demo, video)")
+    a('--data_range', default='1-800/801-810', help='train/test image ranges for DIV2K-style sets')
+    a('--ext', default='sep', help='img: decode every access; sep: cache decoded arrays (add -reset to rebuild)')
+    a('--scale', default='4', help="scales joined with '+', e.g. 2+3+4")
+    a('--patch_size', type=int, default=192, help='HR patch size for training')
+    a('--rgb_range', type=int, default=255, help='pixel value range fed to the network')
+    a('--n_colors', type=int, default=3, help='1 (Y) or 3 (RGB)')
+    a('--chop', action='store_true', help='tiled forward to bound memory at test time')
+    a('--chop_size', type=int, default=96, help='LR tile size for --chop')
+    a('--chop_overlap', type=int, default=24, help='LR pixels of overlap on each tile side for --chop')
+    a('--chop_batch', type=int, default=4, help='tiles per forward for --chop')
+    a('--no_augment', action='store_true', help='no random flips/transposes in training')
+    # model
+    a('--model', default='EDSR', help='network name: a file src/model/<name>.py')
+    a('--act', default='relu', help='activation: relu, lrelu or prelu')
+    a('--pre_train', default='', help="weights to start from (.pt), or 'download' (see --dir_models)")
+    a('--pre_train_strict', type=str2bool, default=True, help='fail on any mismatch except per-scale modules')
+    a('--dir_models', default=str(REPO / 'models'), help='where released weights are looked up')
+    a('--extend', default='.', help='weights to extend the model with (loaded non-strictly)')
+    a('--n_resblocks', type=int, default=16, help='residual blocks')
+    a('--n_feats', type=int, default=64, help='feature maps')
+    a('--res_scale', type=float, default=1, help='residual scaling')
+    a('--shift_mean', type=str2bool, default=True, help='subtract the DIV2K mean at input, add at output')
+    a('--precision', default='single', choices=('single', 'half', 'bf16'), help='test-time precision')
+    # extra architecture flags (model zoo)
+    a('--n_resgroups', type=int, default=10, help='RCAN residual groups')
+    a('--reduction', type=int, default=16, help='RCAN channel-attention reduction')
+    a('--G0', type=int, default=64, help='RDN feature maps')
+    a('--RDNkSize', type=int, default=3, help='RDN kernel size')
+    a('--RDNconfig', default='B', help='RDN configuration A or B')
+    # >>> model zoo flags (owned by the model-zoo work; keep EDSR-style names)
+    # <<< model zoo flags
+    # training
+    a('--reset', action='store_true', help='delete the experiment directory first')
+    a('--test_every', type=int, default=1000, help='iterations per epoch')
+    a('--epochs', type=int, default=300, help='epochs to train (0: unbounded)')
+    a('--batch_size', type=int, default=16, help='batch size')
+    a('--self_ensemble', action='store_true', help='x8 geometric self-ensemble at test time')
+    a('--test_only', action='store_true', help='only evaluate')
+    # optimization
+    a('--lr', type=float, default=1e-4, help='learning rate')
+    a('--decay', default='200', help="epochs where lr is multiplied by gamma, joined with '-'")
+    a('--gamma', type=float, default=0.5, help='lr decay factor')
+    a('--optimizer', default='ADAM', help='SGD, ADAM or RMSprop')
+    a('--momentum', type=float, default=0.9, help='SGD momentum')
+    a('--betas', default='0.9-0.999', help="Adam betas, e.g. 0.9-0.999 (or '0.9,0.999')")
+    a('--epsilon', type=float, default=1e-8, help='Adam/RMSprop epsilon')
+    a('--weight_decay', type=float, default=0, help='weight decay')
+    a('--gclip', type=float, default=0, help='gradient norm clip (0: off)')
+    # loss
+    a('--loss', default='1*L1', help="weighted terms, e.g. '1*L1+0.5*MSE'")
+    a('--skip_threshold', type=float, default=1e8, help='skip a batch whose loss exceeds this x the running mean')
+    a('--max_skips', type=int, default=50, help='stop (saving the last good state) after this many skips in a row')
+    # log
+    a('--save', default='test', help='experiment name: experiment/<save>')
+    a('--load', default='', help='experiment to continue: experiment/<load>')
+    a('--resume', type=int, default=0, help='-1: latest state of --load; N: model_N.pt; 0: --pre_train')
+    a('--save_models', action='store_true', help='keep the weights of every epoch')
+    a('--print_every', type=int, default=100, help='log training status every N batches')
+    a('--save_results', action='store_true', help='save SR images')
+    a('--save_gt', action='store_true', help='also save LR and HR images')
+    return p
+
+
+def _positive_ints(flag, text, sep='+'):
+    parts = str(text).split(sep)
+    try:
+        vals = [int(x) for x in parts]
+    except ValueError:
+        raise OptionError(f"{flag}: '{text}' is not a list of positive integers joined with '{sep}'")
+    if not vals or any(v <= 0 for v in vals):
+        raise OptionError(f"{flag}: '{text}' is not a list of positive integers joined with '{sep}'")
+    return vals
+
+
+def parse_range(text):
+    """'1-800/801-810' -> [(1, 800), (801, 810)]; validated."""
+    out = []
+    for part in str(text).split('/'):
+        m = re.fullmatch(r'\s*(\d+)\s*-\s*(\d+)\s*', part)
+        if not m:
+            raise OptionError(f"--data_range: '{text}' must look like 1-800/801-810")
+        lo, hi = int(m.group(1)), int(m.group(2))
+        if lo < 1 or hi < lo:
+            raise OptionError(f"--data_range: '{part}' is empty or starts below 1 (need 1 <= begin <= end)")
+        out.append((lo, hi))
+    return out
+
+
+def dataset_kind(name, dir_data):
+    """'module' for src/data/<name>.py, 'benchmark' for a folder benchmark/<name>, else None."""
+    if name.lower() == 'video':
+        return 'video'
+    if name.lower() in _data_modules():
+        return 'module'
+    if (Path(dir_data) / 'benchmark' / name).is_dir():
+        return 'benchmark'
+    return None
+
+
+_NOT_DATASETS = {'__init__', 'common', 'srdata', 'imresize', 'benchmark'}
+
+
+def _data_modules():
+    return {p.stem.lower() for p in (SRC / 'data').glob('*.py')} - _NOT_DATASETS
+
+
+def model_names():
+    return sorted(p.stem for p in (SRC / 'model').glob('*.py') if p.stem not in ('__init__', 'common'))
+
+
+def validate(args):
+    args.scale = _positive_ints('--scale', args.scale)
+    if len(set(args.scale)) != len(args.scale):
+        raise OptionError(f"--scale: repeated scale in '{'+'.join(map(str, args.scale))}'")
+    args.data_range_parsed = parse_range(args.data_range)
+    args.decay_epochs = _positive_ints('--decay', args.decay, '-') if str(args.decay) not in ('', '0') else []
+    if args.decay_epochs != sorted(args.decay_epochs):
+        raise OptionError(f"--decay: '{args.decay}' must be increasing epochs joined with '-'")
+    betas = re.split(r'[-,]', str(args.betas))
+    try:
+        args.betas = tuple(float(b) for b in betas)
+    except ValueError:
+        args.betas = ()
+    if len(args.betas) != 2 or not all(0 <= b < 1 for b in args.betas):
+        raise OptionError(f"--betas: '{'-'.join(betas)}' must be two numbers in [0, 1) like 0.9-0.999")
+
+    for flag, val in (('--lr', args.lr), ('--gamma', args.gamma), ('--rgb_range', args.rgb_range),
+                      ('--batch_size', args.batch_size), ('--patch_size', args.patch_size),
+                      ('--test_every', args.test_every), ('--n_feats', args.n_feats),
+                      ('--epsilon', args.epsilon), ('--print_every', args.print_every),
+                      ('--chop_size', args.chop_size), ('--chop_batch', args.chop_batch),
+                      ('--max_skips', args.max_skips)):
+        if not val > 0:
+            raise OptionError(f'{flag}: must be positive, got {val}')
+    for flag, val in (('--n_threads', args.n_threads), ('--n_GPUs', args.n_GPUs), ('--epochs', args.epochs),
+                      ('--weight_decay', args.weight_decay), ('--gclip', args.gclip),
+                      ('--momentum', args.momentum), ('--n_resblocks', args.n_resblocks),
+                      ('--chop_overlap', args.chop_overlap), ('--skip_threshold', args.skip_threshold)):
+        if val < 0:
+            raise OptionError(f'{flag}: must not be negative, got {val}')
+    if args.chop_size <= 2 * args.chop_overlap:
+        raise OptionError(f'--chop_size: {args.chop_size} must exceed twice --chop_overlap ({args.chop_overlap})')
+    if args.n_colors not in (1, 3):
+        raise OptionError(f'--n_colors: must be 1 or 3, got {args.n_colors}')
+    if args.act.lower() not in ('relu', 'lrelu', 'prelu'):
+        raise OptionError(f"--act: unknown activation '{args.act}' (relu, lrelu, prelu)")
+    opt = args.optimizer.upper()
+    if opt not in ('SGD', 'ADAM', 'RMSPROP'):
+        raise OptionError(f"--optimizer: unknown optimizer '{args.optimizer}' (SGD, ADAM, RMSprop)")
+    args.optimizer = {'SGD': 'SGD', 'ADAM': 'ADAM', 'RMSPROP': 'RMSprop'}[opt]
+    if args.patch_size < max(args.scale) and not args.test_only:
+        raise OptionError(f'--patch_size: {args.patch_size} is smaller than scale {max(args.scale)}')
+
+    names = {n.lower(): n for n in model_names()}
+    if args.model.lower() not in names:
+        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(names.values())})")
+    args.model = names[args.model.lower()]
+
+    ext = args.ext.split('-')
+    if ext[0] not in ('img', 'sep') or ext[1:] not in ([], ['reset']):
+        raise OptionError(f"--ext: '{args.ext}' must be img, sep or sep-reset")
+
+    args.data_train = [d for d in args.data_train.split('+') if d]
+    args.data_test = [d for d in args.data_test.split('+') if d]
+    if not args.data_test:
+        raise OptionError('--data_test: no dataset given')
+    checks = [('--data_test', args.data_test)] + ([] if args.test_only else [('--data_train', args.data_train)])
+    for flag, names_ in checks:
+        for name in names_:
+            kind = dataset_kind(name, args.dir_data)
+            if kind is None:
+                raise OptionError(
+                    f"{flag}: unknown dataset '{name}': no src/data/{name.lower()}.py and no folder "
+                    f"{Path(args.dir_data) / 'benchmark' / name}")
+            if kind == 'video' and (flag == '--data_train' or len(names_) > 1):
+                raise OptionError(f'{flag}: video is a test-only set and cannot be combined with others')
+    if not args.test_only and not args.data_train:
+        raise OptionError('--data_train: no dataset given')
+
+    cache = Path(args.dir_cache).resolve()
+    data = Path(args.dir_data).resolve()
+    if cache == data or data in cache.parents:
+        raise OptionError(f'--dir_cache: {cache} is inside --dir_data {data}; srlab never writes there')
+
+    import loss  # registry of loss terms, for validating --loss
+    try:
+        loss.parse_loss(args.loss)
+    except ValueError as e:
+        raise OptionError(str(e))
+
+    if args.resume != 0 and not args.load:
+        raise OptionError(f'--resume: {args.resume} needs --load <experiment>')
+    if args.epochs == 0:
+        args.epochs = int(1e8)
+    for k in ('save', 'load'):
+        v = getattr(args, k)
+        if v and (os.sep in v or v in ('.', '..')):
+            raise OptionError(f"--{k}: '{v}' must be a plain experiment name, not a path")
+    return args
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    if first.template != '.':
+        try:
+            parser.set_defaults(**template.get(first.template, first))
+        except KeyError as e:
+            parser.exit(2, f'main.py: error: --template: {e.args[0]}\n')
+    args = parser.parse_args(argv)
+    try:
+        return validate(args)
+    except OptionError as e:
+        parser.exit(2, f'main.py: error: {e}\n')

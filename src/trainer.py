@@ -1,0 +1,291 @@
+"""Trainer: train() one epoch, test() on every --data_test set and scale,
+terminate() at --epochs. The whole training state (weights, optimizer,
+scheduler, logs, RNG, position in the epoch) is saved atomically to
+experiment/<save>/state.pt, which `--load <save> --resume -1` restores."""
+import math
+import os
+import random
+import signal
+import time
+
+import numpy as np
+import torch
+import torch.nn.utils as nn_utils
+from tqdm import tqdm
+
+import utility
+
+
+def make_optimizer(args, params):
+    kwargs = {'lr': args.lr, 'weight_decay': args.weight_decay}
+    if args.optimizer == 'SGD':
+        return torch.optim.SGD(params, momentum=args.momentum, **kwargs)
+    if args.optimizer == 'ADAM':
+        return torch.optim.Adam(params, betas=args.betas, eps=args.epsilon, **kwargs)
+    return torch.optim.RMSprop(params, eps=args.epsilon, **kwargs)
+
+
+def make_scheduler(args, optimizer):
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.decay_epochs, gamma=args.gamma)
+
+
+class Interrupted(Exception):
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Trainer:
+    def __init__(self, args, loader, my_model, my_loss, ckp):
+        self.args = args
+        self.scale = args.scale
+        self.ckp = ckp
+        self.loader_train = loader.loader_train
+        self.loader_test = loader.loader_test
+        self.model = my_model
+        self.loss = my_loss
+        self.device = my_model.device
+        self.epoch = 0           # completed epochs
+        self.start_batch = 0     # batches already done in epoch self.epoch + 1
+        self.best = {}
+        self.skips_total = 0
+        self.skips_in_row = 0
+        self.loss_sum, self.loss_n = 0.0, 0   # running mean of accepted losses
+        self.results = {}
+        self.signal = None
+        if args.test_only:
+            self.optimizer = self.scheduler = None
+        else:
+            params = [p for p in my_model.parameters() if p.requires_grad]
+            if not params:
+                raise utility.SRLabError(f'--model {args.model} has no trainable parameters; use it with --test_only')
+            self.optimizer = make_optimizer(args, params)
+            self.scheduler = make_scheduler(args, self.optimizer)
+            if args.load and args.resume == -1:
+                self.load_state(ckp.dir)
+
+    # ---- state -----------------------------------------------------------
+    def state(self):
+        return {
+            'epoch': self.epoch, 'start_batch': self.start_batch,
+            'model': self.model.state_dict(),
+            'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
+            'loss': self.loss.state_dict(), 'loss_log': self.loss.log, 'psnr_log': self.ckp.log,
+            'best': self.best, 'skips_total': self.skips_total, 'loss_mean': (self.loss_sum, self.loss_n),
+            'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
+                    'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def save_state(self, apath):
+        utility.atomic_save(self.state(), os.path.join(apath, 'state.pt'))
+
+    def load_state(self, apath):
+        path = os.path.join(apath, 'state.pt')
+        if not os.path.exists(path):
+            self.ckp.write_log(f'No training state in {path}: optimizer and schedule start fresh')
+            return
+        try:
+            st = torch.load(path, map_location='cpu', weights_only=False)
+        except Exception as e:
+            raise utility.SRLabError(f'--resume -1: {path} is not readable ({type(e).__name__}: {e})'.splitlines()[0])
+        self.model.get_model().load_state_dict(st['model'])
+        self.optimizer.load_state_dict(st['optimizer'])
+        self.scheduler.load_state_dict(st['scheduler'])
+        self.loss.load_state_dict(st['loss'])
+        self.loss.log = st['loss_log']
+        self.ckp.log = st['psnr_log']
+        self.epoch, self.start_batch = st['epoch'], st['start_batch']
+        self.best, self.skips_total = st['best'], st['skips_total']
+        self.loss_sum, self.loss_n = st['loss_mean']
+        torch.set_rng_state(st['rng']['torch'])
+        np.random.set_state(st['rng']['numpy'])
+        random.setstate(st['rng']['python'])
+        if st['rng']['cuda'] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(st['rng']['cuda'])
+        where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
+        self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.current_lr():.2e}')
+
+    def current_lr(self):
+        return self.optimizer.param_groups[0]['lr']
+
+    # ---- signals ---------------------------------------------------------
+    def _on_signal(self, signum, frame):
+        self.signal = signum
+
+    def _install_signals(self):
+        old = {}
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[s] = signal.signal(s, self._on_signal)
+            except ValueError:  # not the main thread
+                pass
+        return old
+
+    # ---- training --------------------------------------------------------
+    def prepare(self, *tensors):
+        dtype = next(iter(self.model.parameters()), torch.empty(0)).dtype
+        return [t.to(self.device, dtype=dtype if t.is_floating_point() else t.dtype, non_blocking=True)
+                for t in tensors]
+
+    def train(self):
+        args = self.args
+        epoch = self.epoch + 1
+        start = self.start_batch
+        if start == 0:
+            self.loss.start_log()
+        self.ckp.write_log(f'[Epoch {epoch}]\tLearning rate: {self.current_lr():.2e}')
+        self.model.train()
+        loader = self.loader_train
+        loader.set_epoch(epoch, start)
+        counts = [0] * len(self.scale)
+        accepted = start
+        old = self._install_signals()
+        t_data, t_model = utility.Timer(), utility.Timer()
+        bar = tqdm(loader, total=len(loader.batch_sampler) - start, desc=f'Epoch {epoch}', unit='it',
+                   dynamic_ncols=True, leave=False, disable=None)
+        try:
+            for batch, (lr, hr, names, idx_scale) in enumerate(bar, start):
+                lr, hr = self.prepare(lr, hr)
+                t_data.hold()
+                t_model.tic()
+                counts[idx_scale] += 1
+                if self.step(lr, hr, idx_scale, names):
+                    accepted += 1
+                t_model.hold()
+                self.start_batch = batch + 1
+                bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}', lr=f'{self.current_lr():.1e}')
+                if (batch + 1) % args.print_every == 0:
+                    self.ckp.write_log(
+                        f'[{(batch + 1) * args.batch_size}/{len(loader.batch_sampler) * args.batch_size}]\t'
+                        f'{self.loss.display_loss(max(accepted - 1, 0))}\t{t_model.release():.1f}+{t_data.release():.1f}s',
+                        quiet=True)
+                if self.signal is not None:
+                    raise Interrupted(self.signal)
+                t_data.tic()
+        finally:
+            bar.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+        self.loss.end_log(accepted)
+        self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
+                           + (f'; skipped batches so far: {self.skips_total}' if self.skips_total else ''))
+        self.scheduler.step()
+        self.epoch = epoch
+        self.start_batch = 0
+
+    def step(self, lr, hr, idx_scale, names):
+        """One optimisation step; returns False when the batch was skipped."""
+        args = self.args
+        row = self.loss.last_values()
+        self.optimizer.zero_grad(set_to_none=True)
+        sr = self.model(lr, idx_scale)
+        loss = self.loss(sr, hr)
+        value = loss.item()
+        reason = None
+        if not math.isfinite(value):
+            reason = f'loss is {value}'
+        elif self.loss_n and value > args.skip_threshold * self.loss_sum / self.loss_n:
+            reason = f'loss {value:.4g} > {args.skip_threshold:g} x running mean {self.loss_sum / self.loss_n:.4g}'
+        else:
+            loss.backward()
+            norm = nn_utils.clip_grad_norm_(self.model.parameters(), args.gclip if args.gclip > 0 else float('inf'))
+            if not torch.isfinite(norm):
+                reason = f'gradient norm is {norm.item()}'
+        if reason:
+            self.loss.log[-1] = row
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skips_total += 1
+            self.skips_in_row += 1
+            self.ckp.write_log(f'Skipped batch ({reason}): {", ".join(names)}')
+            if self.skips_in_row >= args.max_skips:
+                raise utility.SRLabError(f'{self.skips_in_row} batches in a row skipped (--max_skips {args.max_skips}); '
+                                         f'stopping with the last good state in {self.ckp.dir}')
+            return False
+        self.optimizer.step()
+        self.skips_in_row = 0
+        self.loss_sum += value
+        self.loss_n += 1
+        return True
+
+    def save_interrupted(self):
+        """Save the state reached so far (mid-epoch) after a signal."""
+        self.save_state(self.ckp.dir)
+        self.model.save(self.ckp.get_path('model'), self.epoch)
+
+    # ---- testing ---------------------------------------------------------
+    @torch.no_grad()
+    def test(self):
+        args = self.args
+        epoch = self.epoch
+        self.ckp.write_log('\nEvaluation:')
+        self.ckp.add_log(torch.zeros(1, len(self.loader_test), len(self.scale)))
+        self.model.eval()
+        if args.save_results:
+            self.ckp.begin_background()
+        rows = []
+        for idx_data, d in enumerate(self.loader_test):
+            name = d.dataset.name
+            shave_extra = getattr(d.dataset, 'shave_extra', 0)
+            for idx_scale, scale in enumerate(self.scale):
+                d.set_scale(idx_scale)
+                psnr = ssim = 0.0
+                seconds, n = 0.0, 0
+                scored = False
+                for lr, hr, filename, _ in tqdm(d, desc=f'{name} x{scale}', unit='img', leave=False, disable=None):
+                    lr, = self.prepare(lr)
+                    t0 = time.perf_counter()
+                    sr = self.model(lr, idx_scale)
+                    if self.device.type == 'cuda':
+                        torch.cuda.synchronize()
+                    seconds += time.perf_counter() - t0
+                    n += 1
+                    sr = utility.quantize(sr.float(), args.rgb_range)
+                    save_list = [sr]
+                    if hr.numel():
+                        scored = True
+                        p, s = utility.calc_psnr_ssim(sr.cpu(), hr, args.rgb_range, shave=scale + shave_extra)
+                        psnr += p
+                        ssim += s
+                        if args.save_gt:
+                            save_list += [lr.float(), hr]
+                    elif args.save_gt:
+                        save_list += [lr.float()]
+                    self.ckp.save_results(d.dataset, filename[0], save_list, scale)
+                n = max(n, 1)
+                entry = {'seconds_per_image': seconds / n}
+                if scored:
+                    entry.update(psnr=psnr / n, ssim=ssim / n)
+                    self.ckp.log[-1, idx_data, idx_scale] = psnr / n
+                    key = f'{name}/x{scale}'
+                    if key not in self.best or psnr / n > self.best[key][0]:
+                        self.best[key] = (psnr / n, epoch)
+                self.results.setdefault(name, {})[str(scale)] = entry
+                rows.append((name, scale, entry))
+                if scored:
+                    b, be = self.best[f'{name}/x{scale}']
+                    self.ckp.write_log(f'[{name} x{scale}]\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f} '
+                                       f'(Best: {b:.2f} @epoch {be})')
+                else:
+                    self.ckp.write_log(f'[{name} x{scale}]\tsaved {n} image(s)')
+        self.ckp.write_results(self.results)
+        self.ckp.end_background()
+        self.ckp.write_log(self.table(rows))
+        if not args.test_only:
+            first = f'{self.loader_test[0].dataset.name}/x{self.scale[0]}' if self.loader_test else None
+            is_best = first in self.best and self.best[first][1] == epoch
+            self.ckp.save(self, epoch, is_best=is_best)
+
+    @staticmethod
+    def table(rows):
+        lines = [f'{"Dataset":<12}{"Scale":>6}{"PSNR":>9}{"SSIM":>9}{"s/img":>9}']
+        for name, scale, e in rows:
+            p = f'{e["psnr"]:.2f}' if 'psnr' in e else '-'
+            s = f'{e["ssim"]:.4f}' if 'ssim' in e else '-'
+            lines.append(f'{name:<12}{"x" + str(scale):>6}{p:>9}{s:>9}{e["seconds_per_image"]:>9.3f}')
+        return '\n'.join(lines)
+
+    def terminate(self):
+        if self.args.test_only:
+            self.test()
+            return True
+        return self.epoch >= self.args.epochs

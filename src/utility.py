@@ -1,0 +1,255 @@
+"""Experiment directory (logs, plots, results, image writer), timer, metrics."""
+import datetime
+import json
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics import calc_psnr_ssim  # noqa: F401  (re-exported: utility.calc_psnr_ssim)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class SRLabError(Exception):
+    """A user-facing error: main.py prints it as one line and exits non-zero."""
+
+
+# ---- persistence -----------------------------------------------------------
+def _atomic(path, write):
+    """Write through `write(f)` to a temp file in the same directory, fsync,
+    then rename over `path`: a reader sees the old file or the new one, never
+    a partial one. A failed write leaves the old file and raises SRLabError."""
+    path = str(path)
+    d = os.path.dirname(path) or '.'
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=d)
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        try:
+            dfd = os.open(d, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+        except OSError:
+            pass
+    except OSError as e:
+        raise SRLabError(f'cannot write {path}: {e.strerror or e}; the previous file is kept') from e
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_save(obj, path):
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text, path):
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
+# ---- small helpers ---------------------------------------------------------
+class Timer:
+    def __init__(self):
+        self.acc = 0
+        self.tic()
+
+    def tic(self):
+        self.t0 = time.perf_counter()
+
+    def toc(self, restart=False):
+        diff = time.perf_counter() - self.t0
+        if restart:
+            self.t0 = time.perf_counter()
+        return diff
+
+    def hold(self):
+        self.acc += self.toc()
+
+    def release(self):
+        ret, self.acc = self.acc, 0
+        return ret
+
+    def reset(self):
+        self.acc = 0
+
+
+def quantize(img, rgb_range):
+    """Round to the 256 levels of an 8-bit image, on the rgb_range scale."""
+    pixel_range = 255 / rgb_range
+    return img.mul(pixel_range).clamp(0, 255).round().div(pixel_range)
+
+
+def to_uint8(t, rgb_range):
+    """CxHxW tensor on 0..rgb_range -> HxWxC uint8 array."""
+    a = t.detach().float().mul(255 / rgb_range).clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return a[..., 0] if a.shape[2] == 1 else a
+
+
+# ---- background image writer ---------------------------------------------
+class ImageWriter:
+    """Writes images from worker threads. The queue is bounded (the producer
+    waits, nothing is dropped); a failed write is recorded and reported at
+    close(); threads never die on an error, so close() cannot deadlock."""
+
+    def __init__(self, n_threads=2, maxsize=16):
+        self.q = queue.Queue(maxsize=maxsize)
+        self.errors = []
+        self.written = 0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n_threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self):
+        import imageio.v3 as iio
+        while True:
+            item = self.q.get()
+            if item is None:
+                self.q.task_done()
+                return
+            path, arr = item
+            try:
+                tmp = path + '.tmp.png'
+                iio.imwrite(tmp, arr)
+                os.replace(tmp, path)
+                with self.lock:
+                    self.written += 1
+            except Exception as e:  # keep draining; report at close()
+                with self.lock:
+                    self.errors.append(f'{path}: {e}')
+            finally:
+                self.q.task_done()
+
+    def put(self, path, arr):
+        self.q.put((path, arr))
+
+    def close(self):
+        for _ in self.threads:
+            self.q.put(None)
+        for t in self.threads:
+            t.join()
+        if self.errors:
+            raise SRLabError(f'{len(self.errors)} result image(s) could not be written, first: {self.errors[0]}')
+        return self.written
+
+
+# ---- experiment directory ---------------------------------------------------
+class checkpoint:
+    """experiment/<save> (or experiment/<load> when continuing): config.txt,
+    log.txt, psnr_log.pt, per-set PSNR plots, results.json, saved images."""
+
+    def __init__(self, args, root=None):
+        self.args = args
+        self.ok = True
+        self.log = torch.Tensor()
+        root = Path(root or REPO / 'experiment')
+        name = args.load or args.save
+        self.dir = str(root / name)
+        if args.load:
+            if not os.path.isdir(self.dir):
+                raise SRLabError(f'--load: no run named {args.load!r} in {root}')
+            if args.reset:
+                raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
+            p = self.get_path('psnr_log.pt')
+            if os.path.exists(p):
+                self.log = torch.load(p, weights_only=True)
+                print(f'Continue from epoch {len(self.log)}...')
+        else:
+            if args.reset and os.path.exists(self.dir):
+                shutil.rmtree(self.dir)
+            elif os.path.isdir(os.path.join(self.dir, 'model')) and not args.test_only:
+                raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
+                                 f'--load {name} --resume -1, delete it with --reset, or pick another --save')
+        os.makedirs(self.get_path('model'), exist_ok=True)
+        open_type = 'a' if os.path.exists(self.get_path('log.txt')) else 'w'
+        self.log_file = open(self.get_path('log.txt'), open_type)
+        now = datetime.datetime.now().strftime('%Y-%m-%d-%H:%M:%S')
+        lines = [now] + [f'{k}: {v}' for k, v in sorted(vars(args).items())]
+        with open(self.get_path('config.txt'), open_type) as f:
+            f.write('\n'.join(lines) + '\n\n')
+        self.writer = None
+
+    def get_path(self, *subdir):
+        return os.path.join(self.dir, *subdir)
+
+    # logs
+    def write_log(self, log, refresh=False, quiet=False):
+        if not quiet:
+            print(log)
+        self.log_file.write(log + '\n')
+        if refresh:
+            self.log_file.close()
+            self.log_file = open(self.get_path('log.txt'), 'a')
+        else:
+            self.log_file.flush()
+
+    def add_log(self, log):
+        self.log = torch.cat([self.log, log])
+
+    def done(self):
+        self.end_background()
+        self.log_file.close()
+
+    # saving a training state
+    def save(self, trainer, epoch, is_best=False):
+        trainer.model.save(self.get_path('model'), epoch, is_best=is_best)
+        trainer.loss.save(self.dir)
+        trainer.loss.plot_loss(self.dir, epoch)
+        self.plot_psnr(epoch)
+        trainer.save_state(self.dir)
+        atomic_save(self.log, self.get_path('psnr_log.pt'))
+
+    def plot_psnr(self, epoch):
+        if len(self.log) == 0:
+            return
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        axis = np.arange(1, len(self.log) + 1)
+        for idx_data, d in enumerate(self.args.data_test):
+            fig = plt.figure()
+            plt.title(f'SR on {d}')
+            for idx_scale, scale in enumerate(self.args.scale):
+                plt.plot(axis, self.log[:, idx_data, idx_scale].numpy(), label=f'Scale {scale}')
+            plt.legend()
+            plt.xlabel('Epochs')
+            plt.ylabel('PSNR (dB)')
+            plt.grid(True)
+            plt.savefig(self.get_path(f'test_{d}.pdf'))
+            plt.savefig(self.get_path(f'test_{d}.png'))
+            plt.close(fig)
+
+    def write_results(self, results):
+        """results: {dataset: {scale: {'psnr', 'ssim', 'seconds_per_image'}}}"""
+        path = self.get_path('results.json')
+        atomic_write_text(json.dumps(results, indent=2, sort_keys=True) + '\n', path)
+
+    # result images
+    def begin_background(self):
+        if self.writer is None:
+            self.writer = ImageWriter()
+
+    def end_background(self):
+        if self.writer is not None:
+            w, self.writer = self.writer, None
+            w.close()
+
+    def save_results(self, dataset, filename, save_list, scale):
+        if not self.args.save_results:
+            return
+        self.begin_background()
+        d = self.get_path(f'results-{dataset.name}')
+        os.makedirs(d, exist_ok=True)
+        for v, p in zip(save_list, ('SR', 'LR', 'HR')):
+            self.writer.put(os.path.join(d, f'{filename}_x{scale}_{p}.png'), to_uint8(v[0], self.args.rgb_range))
