@@ -116,6 +116,8 @@ def _order(scales):
 def imresize(img, scale=None, output_shape=None):
     """Bicubic resize of an HxW or HxWxC numpy array, as MATLAB's imresize.
 
+    scale: a number (or (scale_h, scale_w)); output size ceil(in * scale).
+    output_shape: (out_h, out_w) instead; the scales are then out / in.
     Integer input (uint8, uint16, ...) is rounded half away from zero and
     clipped to its range after each pass and keeps its dtype; float input
     returns float64 with no rounding.

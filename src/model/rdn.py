@@ -1,0 +1,149 @@
+"""RDN (Zhang et al., CVPR 2018): residual dense blocks with local and global
+feature fusion. Keys are those of the EDSR-PyTorch RDN (SFENet1, SFENet2,
+RDBs.<i>.convs.<c>.conv.0, RDBs.<i>.LFF, GFF.{0,1}, UPNet.*). The upsampling
+net is per scale: with several scales `UPNet.<k>.*`, one per scale.
+There is no BasicSR RDN architecture, so no from_basicsr here."""
+import math
+
+import torch
+import torch.nn as nn
+
+CONFIGS = {'A': (20, 6, 32), 'B': (16, 8, 64)}  # D blocks, C convs per block, G growth
+
+
+def make_model(args):
+    return RDN(args)
+
+
+def released(args):
+    from model.released import find_released
+    return find_released(args)
+
+
+def parse_config(text):
+    """--RDNconfig: A, B, or D-C-G (e.g. 4-3-16 for a small net)."""
+    if str(text).upper() in CONFIGS:
+        return CONFIGS[str(text).upper()]
+    try:
+        d, c, g = (int(v) for v in str(text).split('-'))
+        if min(d, c, g) > 0:
+            return d, c, g
+    except ValueError:
+        pass
+    raise ValueError(f"--RDNconfig: '{text}' must be A, B or D-C-G (three positive integers, e.g. 16-8-64)")
+
+
+class RDB_Conv(nn.Module):
+    def __init__(self, in_channels, grow, k):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(in_channels, grow, k, padding=(k - 1) // 2), nn.ReLU())
+
+    def forward(self, x):
+        return torch.cat((x, self.conv(x)), 1)
+
+
+class RDB(nn.Module):
+    def __init__(self, g0, grow, n_convs, k):
+        super().__init__()
+        self.convs = nn.Sequential(*[RDB_Conv(g0 + c * grow, grow, k) for c in range(n_convs)])
+        self.LFF = nn.Conv2d(g0 + n_convs * grow, g0, 1)
+
+    def forward(self, x):
+        return self.LFF(self.convs(x)) + x
+
+
+def upnet(scale, g0, grow, n_colors, k):
+    """Released layout: x2/x3 conv(G0, G*r*r), shuffle, conv(G, n_colors);
+    x4 conv(G0, 4G), shuffle, conv(G, 4G), shuffle, conv(G, n_colors)."""
+    pad = (k - 1) // 2
+    if scale == 3:
+        steps = [3]
+    elif scale >= 2 and scale & (scale - 1) == 0:
+        steps = [2] * int(math.log2(scale))
+    else:
+        raise ValueError(f'--scale: RDN supports 2^n and 3, not {scale}')
+    m, c = [], g0
+    for r in steps:
+        m += [nn.Conv2d(c, grow * r * r, k, padding=pad), nn.PixelShuffle(r)]
+        c = grow
+    m.append(nn.Conv2d(grow, n_colors, k, padding=pad))
+    return nn.Sequential(*m)
+
+
+def upnet_scale(tail):
+    """Scale of an UPNet from its conv shapes ({'<i>.weight': ...})."""
+    convs = sorted((int(k.split('.')[0]), v) for k, v in tail.items()
+                   if k.endswith('weight') and getattr(v, 'ndim', 0) == 4)
+    s = 1
+    for (_, a), (_, b) in zip(convs, convs[1:]):
+        s *= math.isqrt(a.shape[0] // b.shape[1])
+    return s
+
+
+def remap_per_scale(state, scales, prefix, scale_of):
+    """Re-key the per-scale module `prefix` of a checkpoint for a model with
+    `scales`: single-scale layout `<prefix>.<i>.*` (a flat Sequential) or
+    multi-scale `<prefix>.<k>.<i>.*`. Modules are matched by the scale
+    scale_of() reads from their shapes, so x2 weights land in the x2 slot of
+    a 2+3+4 model and the reverse; unmatched ones go under `<prefix>.unused<j>`
+    (reported as not loaded)."""
+    p = prefix + '.'
+    out = {k: v for k, v in state.items() if not k.startswith(p)}
+    rest = {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
+    if not rest:
+        return out
+    if all(k.count('.') == 1 for k in rest):  # single-scale layout
+        tails = [rest]
+    else:
+        groups = {}
+        for k, v in rest.items():
+            i, _, r = k.partition('.')
+            groups.setdefault(i, {})[r] = v
+        tails = list(groups.values())
+    by_scale = {}
+    for t in tails:
+        by_scale.setdefault(scale_of(t), t)
+    if len(scales) == 1:
+        t = by_scale.get(scales[0], tails[0])
+        placed = {'': t}
+    else:
+        placed = {f'{i}.': by_scale[s] for i, s in enumerate(scales) if s in by_scale}
+    used = {id(t) for t in placed.values()}
+    for j, t in enumerate(t for t in tails if id(t) not in used):
+        placed[f'unused{j}.'] = t
+    for name, t in placed.items():
+        out.update({p + name + k: v for k, v in t.items()})
+    return out
+
+
+class RDN(nn.Module):
+    scale_modules = ('UPNet',)
+
+    def __init__(self, args):
+        super().__init__()
+        g0, k = args.G0, args.RDNkSize
+        self.D, c, g = parse_config(args.RDNconfig)
+        self.scales = list(args.scale)
+        self.scale_idx = 0
+        self.SFENet1 = nn.Conv2d(args.n_colors, g0, k, padding=(k - 1) // 2)
+        self.SFENet2 = nn.Conv2d(g0, g0, k, padding=(k - 1) // 2)
+        self.RDBs = nn.ModuleList([RDB(g0, g, c, k) for _ in range(self.D)])
+        self.GFF = nn.Sequential(nn.Conv2d(self.D * g0, g0, 1), nn.Conv2d(g0, g0, k, padding=(k - 1) // 2))
+        nets = [upnet(s, g0, g, args.n_colors, k) for s in self.scales]
+        self.UPNet = nets[0] if len(nets) == 1 else nn.ModuleList(nets)
+
+    def set_scale(self, idx_scale):
+        self.scale_idx = idx_scale
+
+    def forward(self, x):
+        f1 = self.SFENet1(x)
+        x = self.SFENet2(f1)
+        outs = []
+        for block in self.RDBs:
+            x = block(x)
+            outs.append(x)
+        x = self.GFF(torch.cat(outs, 1)) + f1
+        return (self.UPNet if len(self.scales) == 1 else self.UPNet[self.scale_idx])(x)
+
+    def adapt_state_dict(self, state):
+        return remap_per_scale(state, self.scales, 'UPNet', upnet_scale)
