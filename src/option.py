@@ -104,6 +104,10 @@ def build_parser():
     a('--loss', default='1*L1', help="weighted terms, e.g. '1*L1+0.5*MSE'")
     a('--skip_threshold', type=float, default=1e8, help='skip a batch whose loss exceeds this x the running mean')
     a('--max_skips', type=int, default=50, help='stop (saving the last good state) after this many skips in a row')
+    # >>> video flags
+    # <<< video flags
+    # >>> gan flags
+    # <<< gan flags
     # log
     a('--save', default='test', help='experiment name: experiment/<save>')
     a('--load', default='', help='experiment to continue: experiment/<load>')

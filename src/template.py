@@ -26,6 +26,8 @@ TEMPLATES = {
     'MDSR': dict(model='MDSR', n_resblocks=16, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
     'MDSR_paper': dict(model='MDSR', n_resblocks=80, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
     'quick': _quick,
+    # >>> gan templates
+    # <<< gan templates
     # >>> model zoo templates
     # <<< model zoo templates
 }

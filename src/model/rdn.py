@@ -109,8 +109,8 @@ def remap_per_scale(state, scales, prefix, scale_of):
     else:
         placed = {f'{i}.': by_scale[s] for i, s in enumerate(scales) if s in by_scale}
     used = {id(t) for t in placed.values()}
-    for j, t in enumerate(t for t in tails if id(t) not in used):
-        placed[f'unused{j}.'] = t
+    for j, extra in enumerate(x for x in tails if id(x) not in used):
+        placed[f'unused{j}.'] = extra
     for name, t in placed.items():
         out.update({p + name + k: v for k, v in t.items()})
     return out
