@@ -82,6 +82,16 @@ def build_parser():
     a('--RDNkSize', type=int, default=3, help='RDN kernel size')
     a('--RDNconfig', default='B', help='RDN configuration A or B')
     # >>> model zoo flags (owned by the model-zoo work; keep EDSR-style names)
+    a('--window_size', type=int, default=8, help='SwinIR attention window (input padded to a multiple)')
+    a('--embed_dim', type=int, default=180, help='SwinIR feature maps')
+    a('--depths', default='6+6+6+6+6+6', help="SwinIR Swin blocks per residual group, joined with '+'")
+    a('--num_heads', default='6+6+6+6+6+6', help="SwinIR attention heads per residual group, joined with '+'")
+    a('--mlp_ratio', type=float, default=2, help='SwinIR MLP hidden size / --embed_dim')
+    a('--swin_upsampler', default='pixelshuffle', help='SwinIR tail: pixelshuffle (classical) or pixelshuffledirect (lightweight)')
+    a('--drop_path', type=float, default=0.1, help='SwinIR stochastic depth rate (training only)')
+    a('--dbpn_stages', type=int, default=7, help='DDBPN up-projection units T (T-1 down-projections)')
+    a('--dbpn_n0', type=int, default=256, help='DDBPN initial feature maps')
+    a('--dbpn_nr', type=int, default=64, help='DDBPN projection feature maps')
     # <<< model zoo flags
     # training
     a('--reset', action='store_true', help='delete the experiment directory first')
@@ -235,10 +245,14 @@ def validate(args):
     if not args.test_only and not args.data_train:
         raise OptionError('--data_train: no dataset given')
 
+    # srlab's own cache folder may sit beside the data sets (default: dataset/cache),
+    # but never in --dir_data itself or inside one of its data sets
     cache = Path(args.dir_cache).resolve()
     data = Path(args.dir_data).resolve()
-    if cache == data or data in cache.parents:
-        raise OptionError(f'--dir_cache: {cache} is inside --dir_data {data}; srlab never writes there')
+    inside = [d for d in (data / 'DIV2K', data / 'benchmark') if cache == d or d in cache.parents]
+    if cache == data or inside:
+        raise OptionError(f'--dir_cache: {cache} would write inside the data in --dir_data {data}; '
+                          'pick a separate folder')
 
     import loss  # registry of loss terms, for validating --loss
     try:

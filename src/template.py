@@ -29,6 +29,30 @@ TEMPLATES = {
     # >>> gan templates
     # <<< gan templates
     # >>> model zoo templates
+    # paper settings; patch_size is HR = the paper's LR patch x the largest --scale
+    'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, scale='2+3+4', patch_size=48, batch_size=64, loss='1*MSE'),
+    'SRResNet': dict(model='SRResNet', n_resblocks=16, n_feats=64, scale='4', patch_size=96, batch_size=16,
+                     loss='1*MSE', lr=1e-4, epochs=1000, decay='0'),
+    'RCAN': lambda f: dict(
+        model='RCAN', n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16, res_scale=1, chop=True,
+        patch_size=48 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+    'RDN': lambda f: dict(
+        model='RDN', G0=64, RDNconfig='B', RDNkSize=3, batch_size=16, epochs=200,
+        patch_size=32 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+    'DDBPN': lambda f: dict(
+        model='DDBPN', dbpn_stages=7, dbpn_n0=256, dbpn_nr=64, scale='4', batch_size=20, epochs=1000,
+        decay='500', gamma=0.1, weight_decay=1e-4, loss='1*MSE',
+        patch_size=32 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+    'SwinIR': lambda f: dict(
+        model='SwinIR', embed_dim=180, depths='6+6+6+6+6+6', num_heads='6+6+6+6+6+6', window_size=8,
+        mlp_ratio=2, swin_upsampler='pixelshuffle', batch_size=32, lr=2e-4, epochs=500,
+        decay='250-400-450-475', gamma=0.5, loss='1*L1',
+        patch_size=48 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+    'SwinIR_light': lambda f: dict(
+        model='SwinIR', embed_dim=60, depths='6+6+6+6', num_heads='6+6+6+6', window_size=8,
+        mlp_ratio=2, swin_upsampler='pixelshuffledirect', batch_size=64, lr=2e-4, epochs=500,
+        decay='250-400-450-475', gamma=0.5, loss='1*L1',
+        patch_size=64 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
     # <<< model zoo templates
 }
 

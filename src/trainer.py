@@ -14,6 +14,7 @@ import torch.nn.utils as nn_utils
 from tqdm import tqdm
 
 import utility
+from data.imresize import imresize_tensor
 
 
 def make_optimizer(args, params):
@@ -52,6 +53,7 @@ class Trainer:
         self.skips_in_row = 0
         self.loss_sum, self.loss_n = 0.0, 0   # running mean of accepted losses
         self.results = {}
+        self.bicubic = {}        # (dataset, scale) -> (psnr, ssim) of the Bicubic baseline
         self.signal = None
         if args.test_only:
             self.optimizer = self.scheduler = None
@@ -228,7 +230,8 @@ class Trainer:
             shave_extra = getattr(d.dataset, 'shave_extra', 0)
             for idx_scale, scale in enumerate(self.scale):
                 d.set_scale(idx_scale)
-                psnr = ssim = 0.0
+                psnr = ssim = bic_psnr = bic_ssim = 0.0
+                want_bicubic = not args.test_only and (name, scale) not in self.bicubic
                 seconds, n = 0.0, 0
                 scored = False
                 for lr, hr, filename, _ in tqdm(d, desc=f'{name} x{scale}', unit='img', leave=False, disable=None):
@@ -246,6 +249,12 @@ class Trainer:
                         p, s = utility.calc_psnr_ssim(sr.cpu(), hr, args.rgb_range, shave=scale + shave_extra)
                         psnr += p
                         ssim += s
+                        if want_bicubic:
+                            p, s = utility.calc_psnr_ssim(
+                                imresize_tensor(lr.float().cpu(), scale, quantize_range=args.rgb_range),
+                                hr, args.rgb_range, shave=scale + shave_extra)
+                            bic_psnr += p
+                            bic_ssim += s
                         if args.save_gt:
                             save_list += [lr.float(), hr]
                     elif args.save_gt:
@@ -253,6 +262,10 @@ class Trainer:
                     self.ckp.save_results(d.dataset, filename[0], save_list, scale)
                 n = max(n, 1)
                 entry = {'seconds_per_image': seconds / n}
+                if scored and want_bicubic:
+                    self.bicubic[(name, scale)] = (bic_psnr / n, bic_ssim / n)
+                if scored and (name, scale) in self.bicubic:
+                    entry.update(bicubic_psnr=self.bicubic[(name, scale)][0], bicubic_ssim=self.bicubic[(name, scale)][1])
                 if scored:
                     entry.update(psnr=psnr / n, ssim=ssim / n)
                     self.ckp.log[-1, idx_data, idx_scale] = psnr / n
@@ -277,11 +290,17 @@ class Trainer:
 
     @staticmethod
     def table(rows):
-        lines = [f'{"Dataset":<12}{"Scale":>6}{"PSNR":>9}{"SSIM":>9}{"s/img":>9}']
+        """PSNR/SSIM per set and scale; a Bicubic column when it was measured."""
+        bic = any('bicubic_psnr' in e for _, _, e in rows)
+        head = f'{"Dataset":<12}{"Scale":>6}{"PSNR":>9}{"SSIM":>9}'
+        head += f'{"Bicubic":>9}{"SSIM":>9}' if bic else ''
+        lines = [head + f'{"s/img":>9}']
         for name, scale, e in rows:
-            p = f'{e["psnr"]:.2f}' if 'psnr' in e else '-'
-            s = f'{e["ssim"]:.4f}' if 'ssim' in e else '-'
-            lines.append(f'{name:<12}{"x" + str(scale):>6}{p:>9}{s:>9}{e["seconds_per_image"]:>9.3f}')
+            cells = [f'{e[k]:.{d}f}' if k in e else '-' for k, d in (('psnr', 2), ('ssim', 4))]
+            if bic:
+                cells += [f'{e[k]:.{d}f}' if k in e else '-' for k, d in (('bicubic_psnr', 2), ('bicubic_ssim', 4))]
+            lines.append(f'{name:<12}{"x" + str(scale):>6}' + ''.join(f'{c:>9}' for c in cells)
+                         + f'{e["seconds_per_image"]:>9.3f}')
         return '\n'.join(lines)
 
     def terminate(self):

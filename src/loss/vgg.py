@@ -1,0 +1,101 @@
+"""Perceptual losses VGG22 and VGG54 (SRGAN/EDSR): MSE between VGG19
+features of SR and HR, taken before the named ReLU (VGG22: after conv2_2,
+VGG54: after conv5_4). The network is defined here with torchvision's
+`features.N` layout, so torchvision's vgg19 weights file loads as it is.
+Nothing is downloaded: the file comes from --vgg_weights."""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import utility
+from loss import term
+
+VGG19_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
+             512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M']
+WEIGHTS_FILE = 'vgg19-dcbb9e9d.pth'
+WEIGHTS_URL = 'https://download.pytorch.org/models/' + WEIGHTS_FILE
+CUT = {'VGG22': 8, 'VGG54': 35}  # features[:n] ends before that ReLU
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class VGG19(nn.Module):
+    """The convolutional part of torchvision's vgg19 (keys features.0 ... features.34)."""
+
+    def __init__(self):
+        super().__init__()
+        layers, c = [], 3
+        for v in VGG19_CFG:
+            if v == 'M':
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
+                c = v
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.features(x)
+
+
+def find_weights(args):
+    """--vgg_weights, else <--dir_models>/vgg19-dcbb9e9d.pth, else torch's hub cache; None if absent."""
+    given = getattr(args, 'vgg_weights', '')
+    if given:
+        return given if os.path.isfile(given) else None
+    for d in (getattr(args, 'dir_models', ''), os.path.join(torch.hub.get_dir(), 'checkpoints')):
+        p = os.path.join(d, WEIGHTS_FILE)
+        if d and os.path.isfile(p):
+            return p
+    return None
+
+
+def load_vgg19(args, name):
+    path = find_weights(args)
+    if path is None:
+        where = (f'no file {args.vgg_weights}' if getattr(args, 'vgg_weights', '')
+                 else 'no weights given')
+        raise utility.SRLabError(
+            f"--loss {name} needs torchvision's VGG19 weights ({where}): download {WEIGHTS_URL} "
+            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in --dir_models)")
+    try:
+        sd = torch.load(path, map_location='cpu', weights_only=True)
+        net = VGG19()
+        net.load_state_dict({k: v for k, v in sd.items() if k.startswith('features.')})
+    except Exception as e:
+        raise utility.SRLabError(f'--vgg_weights: {path} is not a torchvision vgg19 state_dict '
+                                 f'({type(e).__name__}: {e})'.splitlines()[0])
+    return net
+
+
+@term('VGG22')
+@term('VGG54')
+class VGG(nn.Module):
+    """MSE of frozen VGG19 features. The network is kept out of the registered
+    modules, so it is neither trained nor saved in Loss.state_dict()."""
+
+    def __init__(self, args, name):
+        super().__init__()
+        net = nn.Sequential(*list(load_vgg19(args, name).features)[:CUT[name]]).eval()
+        for p in net.parameters():
+            p.requires_grad = False
+        self.__dict__['vgg'] = net  # not a submodule: no state_dict keys, no .to()/.train()
+        self.rgb_range = args.rgb_range
+        self.register_buffer('mean', torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    def features(self, x):
+        if x.size(1) == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = (x / self.rgb_range - self.mean.to(x)) / self.std.to(x)
+        return self.vgg(x)
+
+    def forward(self, sr, hr):
+        p = next(self.vgg.parameters())
+        if p.device != sr.device or p.dtype != sr.dtype:
+            self.vgg.to(sr.device, sr.dtype)
+        f_sr = self.features(sr)
+        with torch.no_grad():
+            f_hr = self.features(hr.detach())
+        return F.mse_loss(f_sr, f_hr)

@@ -1,0 +1,335 @@
+"""Training: MSDataLoader, Loss, Trainer steps, skips, resume, data errors."""
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / 'src'
+sys.path.insert(0, str(SRC))
+
+import option  # noqa: E402
+from dataloader import ScaleBatchSampler  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('cache'))
+
+
+@pytest.fixture
+def save_name():
+    names = []
+
+    def make(prefix='pytest_train'):
+        n = f'{prefix}_{uuid.uuid4().hex[:8]}'
+        names.append(n)
+        return n
+    yield make
+    for n in names:
+        shutil.rmtree(REPO / 'experiment' / n, ignore_errors=True)
+
+
+def tiny(cache, *extra):
+    return ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2+3+4',
+            '--data_train', 'Sample', '--data_test', 'Sample', '--patch_size', '48', '--batch_size', '4',
+            '--test_every', '5', '--epochs', '2', '--n_threads', '0', '--cpu', '--dir_cache', cache,
+            '--print_every', '2', *extra]
+
+
+def run_main(argv):
+    """main.py in a subprocess: (returncode, stdout, stderr)."""
+    p = subprocess.run([sys.executable, 'main.py', *argv], cwd=SRC, capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def error_lines(stderr):
+    return [ln for ln in stderr.splitlines() if ln.strip() and 'Warning' not in ln and not ln.startswith(' ')]
+
+
+# ---- sampler / loader -----------------------------------------------------
+def test_sampler_one_scale_per_batch_all_scales_and_seeded():
+    s = ScaleBatchSampler(n=64, batch_size=4, n_scales=3, seed=7)
+    s.set_epoch(1)
+    a = list(s)
+    assert len(a) == 16
+    for batch in a:
+        assert len({idx_scale for _, idx_scale, _ in batch}) == 1
+    assert {b[0][1] for b in a} == {0, 1, 2}
+    assert a == list(ScaleBatchSampler(64, 4, 3, seed=7).__iter__())  # same seed, same batches
+    s.set_epoch(2)
+    assert list(s) != a                                             # next epoch differs
+    s2 = ScaleBatchSampler(64, 4, 3, seed=8)
+    assert list(s2) != a
+
+
+def test_sampler_ranks_take_disjoint_slices_with_the_same_scale():
+    full = list(ScaleBatchSampler(64, 4, 3, seed=3))
+    r0 = list(ScaleBatchSampler(64, 4, 3, seed=3, rank=0, world_size=2))
+    r1 = list(ScaleBatchSampler(64, 4, 3, seed=3, rank=1, world_size=2))
+    for f, a, b in zip(full, r0, r1):
+        assert a + b == f
+        assert a[0][1] == b[0][1]
+
+
+def test_sampler_resumes_mid_epoch():
+    s = ScaleBatchSampler(64, 4, 3, seed=5, max_batches=10)
+    full = list(s)
+    assert len(full) == 10
+    s.start_batch = 6
+    assert list(s) == full[6:]
+
+
+def test_loader_workers_give_identical_batches(cache):
+    import data
+    batches = {}
+    for n in (0, 2):
+        args = option.parse_args(tiny(cache, '--n_threads', str(n)))
+        loader = data.Data(args).loader_train
+        loader.set_epoch(1)
+        batches[n] = list(loader)
+    assert len(batches[0]) == 5
+    for (lr0, hr0, n0, s0), (lr2, hr2, n2, s2) in zip(batches[0], batches[2]):
+        scale = [2, 3, 4][s0]
+        assert s0 == s2 and n0 == n2
+        assert lr0.shape == (4, 3, 48 // scale, 48 // scale)
+        assert hr0.shape == (4, 3, 48 // scale * scale, 48 // scale * scale)
+        assert torch.equal(lr0, lr2) and torch.equal(hr0, hr2)
+
+
+def test_patches_are_aligned_with_bicubic_lr(cache):
+    """The LR patch is the bicubic downscale of the HR patch's region."""
+    import data
+    from data.imresize import imresize
+    args = option.parse_args(tiny(cache, '--no_augment', '--scale', '2'))
+    ds = data.Data(args).loader_train.dataset
+    lr, hr, name, _ = ds[(0, 0, 123)]
+    full_hr = iio.imread(ds.images_hr[0])
+    full_lr = imresize(full_hr, 0.5)
+    lr_u8 = lr.permute(1, 2, 0).round().byte().numpy()
+    hr_u8 = hr.permute(1, 2, 0).round().byte().numpy()
+    # locate the HR patch in the full image and check the LR patch at half the offset
+    found = False
+    for y in range(0, full_hr.shape[0] - 48 + 1, 2):
+        for x in range(0, full_hr.shape[1] - 48 + 1, 2):
+            if np.array_equal(full_hr[y:y + 48, x:x + 48], hr_u8):
+                assert np.array_equal(full_lr[y // 2:y // 2 + 24, x // 2:x // 2 + 24], lr_u8)
+                found = True
+    assert found
+
+
+# ---- loss -----------------------------------------------------------------
+def test_loss_parse_and_weighted_sum(tmp_path):
+    import loss
+    assert loss.parse_loss('1*L1+0.5*MSE') == [(1.0, 'L1'), (0.5, 'MSE')]
+    for bad in ('L1', '1*L7', '1*L1+', '-1*L1', 'x*L1'):
+        with pytest.raises(ValueError, match='--loss'):
+            loss.parse_loss(bad)
+
+    class Ckp:
+        dir = str(tmp_path)
+
+        def write_log(self, *a, **k):
+            pass
+    args = option.parse_args(['--loss', '1*L1+0.5*MSE', '--cpu', '--test_only', '--data_test', 'Sample'])
+    lo = loss.Loss(args, Ckp())
+    lo.start_log()
+    sr, hr = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 2.0)
+    total = lo(sr, hr)
+    assert total.item() == pytest.approx(1 * 2 + 0.5 * 4)
+    assert lo.log[-1].tolist() == pytest.approx([2.0, 2.0, 4.0])
+    lo.end_log(1)
+    lo.plot_loss(str(tmp_path), 1)
+    lo.save(str(tmp_path))
+    for t in ('L1', 'MSE', 'Total'):
+        assert (tmp_path / f'loss_{t}.png').exists() and (tmp_path / f'loss_{t}.pdf').exists()
+    assert torch.equal(torch.load(tmp_path / 'loss_log.pt'), lo.log)
+
+
+# ---- trainer --------------------------------------------------------------
+def make_trainer(cache, tmp_path, *extra):
+    import data
+    import loss
+    import model
+    import utility
+    from trainer import Trainer
+    args = option.parse_args(tiny(cache, *extra, '--save', 'x'))
+    ckp = utility.checkpoint(args, root=tmp_path)
+    return Trainer(args, data.Data(args), model.Model(args, ckp), loss.Loss(args, ckp), ckp)
+
+
+def test_skip_threshold_skips_outliers_and_nonfinite(cache, tmp_path):
+    t = make_trainer(cache, tmp_path, '--skip_threshold', '3', '--scale', '2')
+    t.loss.start_log()
+    lr, hr = torch.rand(2, 3, 12, 12) * 255, torch.rand(2, 3, 24, 24) * 255
+    assert t.step(lr, hr, 0, ['a', 'b'])
+    before = [p.detach().clone() for p in t.model.parameters()]
+    row = t.loss.last_values()
+    assert not t.step(lr, hr * 1000, 0, ['big1', 'big2'])          # > 3 x running mean
+    bad = lr.clone()
+    bad[0, 0, 0, 0] = float('nan')
+    assert not t.step(bad, hr, 0, ['nan1', 'nan2'])                 # non-finite
+    assert t.skips_total == 2
+    for a, b in zip(before, t.model.parameters()):
+        assert torch.equal(a, b)                                     # never stepped
+    assert torch.equal(t.loss.last_values(), row)                    # not logged
+    log = (tmp_path / 'x' / 'log.txt').read_text()
+    assert 'Skipped batch' in log and 'big1' in log and 'nan1' in log
+
+
+def test_max_skips_stops_with_clear_error(cache, tmp_path):
+    import utility
+    t = make_trainer(cache, tmp_path, '--max_skips', '2', '--scale', '2')
+    t.loss.start_log()
+    lr = torch.full((1, 3, 12, 12), float('nan'))
+    assert not t.step(lr, torch.zeros(1, 3, 24, 24), 0, ['n'])
+    with pytest.raises(utility.SRLabError, match='max_skips'):
+        t.step(lr, torch.zeros(1, 3, 24, 24), 0, ['n'])
+
+
+def test_optimizers_and_decay(cache, tmp_path):
+    for name, cls in (('SGD', torch.optim.SGD), ('ADAM', torch.optim.Adam), ('RMSprop', torch.optim.RMSprop)):
+        t = make_trainer(cache, tmp_path / name, '--optimizer', name, '--decay', '2-4', '--gamma', '0.1', '--lr', '1e-3')
+        assert isinstance(t.optimizer, cls)
+        lrs = []
+        for _ in range(5):
+            lrs.append(t.current_lr())
+            t.optimizer.step()
+            t.scheduler.step()
+        assert lrs == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
+
+
+def test_gclip_bounds_gradient_norm(cache, tmp_path):
+    t = make_trainer(cache, tmp_path, '--gclip', '0.01', '--scale', '2', '--optimizer', 'SGD', '--momentum', '0')
+    t.loss.start_log()
+    p0 = [p.detach().clone() for p in t.model.parameters() if p.requires_grad]
+    t.step(torch.rand(2, 3, 12, 12) * 255, torch.rand(2, 3, 24, 24) * 255, 0, ['a', 'b'])
+    delta = torch.sqrt(sum(((p - q) ** 2).sum() for p, q in zip([p for p in t.model.parameters() if p.requires_grad], p0)))
+    assert delta.item() == pytest.approx(0.01 * 1e-4, rel=2e-2)  # lr x clipped norm (float32 round-off)
+
+
+# ---- end to end -----------------------------------------------------------
+def test_two_epochs_with_workers_draw_all_scales(cache, save_name):
+    name = save_name()
+    rc, out, err = run_main(tiny(cache, '--n_threads', '2', '--test_every', '12', '--save', name))
+    assert rc == 0, err
+    d = REPO / 'experiment' / name
+    log = (d / 'log.txt').read_text()
+    lines = [ln for ln in log.splitlines() if ln.startswith('Scales drawn this epoch')]
+    assert len(lines) == 2
+    counts = {}
+    for ln in lines:
+        for part in ln.split(': ', 1)[1].split(', '):
+            s, c = part.split(': ')
+            counts[s] = counts.get(s, 0) + int(c)
+    assert set(counts) == {'x2', 'x3', 'x4'} and all(c > 0 for c in counts.values()) and sum(counts.values()) == 24
+    for f in ('model/model_latest.pt', 'model/model_best.pt', 'state.pt', 'loss_log.pt', 'psnr_log.pt',
+              'loss_L1.png', 'loss_L1.pdf', 'test_Sample.png', 'test_Sample.pdf', 'results.json', 'config.txt'):
+        assert (d / f).exists(), f
+    assert 'Bicubic' in out
+
+
+def test_resume_at_epoch_boundary_equals_uninterrupted_run(cache, save_name):
+    a, b = save_name(), save_name()
+    common = ['--epochs', '3', '--decay', '1-2', '--gamma', '0.5', '--lr', '1e-3']
+    rc, _, err = run_main(tiny(cache, *common, '--save', a))
+    assert rc == 0, err
+    rc, _, err = run_main(tiny(cache, *common[2:], '--epochs', '1', '--save', b))
+    assert rc == 0, err
+    rc, out, err = run_main(tiny(cache, *common[2:], '--epochs', '3', '--load', b, '--resume', '-1'))
+    assert rc == 0, err
+    wa = torch.load(REPO / 'experiment' / a / 'model' / 'model_latest.pt')
+    wb = torch.load(REPO / 'experiment' / b / 'model' / 'model_latest.pt')
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0), k
+    sa = torch.load(REPO / 'experiment' / a / 'state.pt', weights_only=False)
+    sb = torch.load(REPO / 'experiment' / b / 'state.pt', weights_only=False)
+    assert sa['optimizer']['param_groups'][0]['lr'] == sb['optimizer']['param_groups'][0]['lr'] == pytest.approx(2.5e-4)
+    assert torch.allclose(sa['loss_log'], sb['loss_log'], atol=1e-4)
+    assert sa['psnr_log'].shape == sb['psnr_log'].shape == (3, 1, 3)
+    assert torch.allclose(sa['psnr_log'], sb['psnr_log'], atol=1e-4)
+
+
+def test_pretrained_model_reproduces_logged_psnr(cache, save_name):
+    a, b = save_name(), save_name()
+    rc, _, err = run_main(tiny(cache, '--save', a))
+    assert rc == 0, err
+    import json
+    best = torch.load(REPO / 'experiment' / a / 'psnr_log.pt')
+    rc, _, err = run_main(tiny(cache, '--test_only', '--save', b, '--pre_train',
+                               str(REPO / 'experiment' / a / 'model' / 'model_best.pt')))
+    assert rc == 0, err
+    res = json.loads((REPO / 'experiment' / b / 'results.json').read_text())
+    epoch = int(best[:, 0, 0].argmax())
+    for i, s in enumerate((2, 3, 4)):
+        assert res['Sample'][str(s)]['psnr'] == pytest.approx(best[epoch, 0, i].item(), abs=1e-4)
+
+
+# ---- bad data -------------------------------------------------------------
+def test_empty_folder_dataset_one_line(cache, tmp_path):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    rc, _, err = run_main(tiny(cache, '--data_train', 'Folder', '--dir_train', str(empty), '--save', 'never_made'))
+    assert rc == 1
+    lines = error_lines(err)
+    assert len(lines) == 1 and str(empty) in lines[0] and 'no images' in lines[0]
+    assert not (REPO / 'experiment' / 'never_made' / 'model' / 'model_latest.pt').exists()
+    shutil.rmtree(REPO / 'experiment' / 'never_made', ignore_errors=True)
+
+
+def test_div2k_missing_one_line(cache, tmp_path):
+    (tmp_path / 'DIV2K').mkdir()
+    rc, _, err = run_main(tiny(cache, '--data_train', 'DIV2K', '--dir_data', str(tmp_path), '--data_range', '1-10/11-12',
+                               '--save', 'never_made2'))
+    assert rc == 1
+    lines = error_lines(err)
+    assert len(lines) == 1 and 'DIV2K_train_HR' in lines[0] and '0001' in lines[0]
+    shutil.rmtree(REPO / 'experiment' / 'never_made2', ignore_errors=True)
+
+
+def test_non_image_file_is_skipped_with_warning(cache, tmp_path):
+    import warnings
+    import data
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        iio.imwrite(folder / f'{i}.png', rng.integers(0, 255, (60, 60, 3), dtype=np.uint8))
+    (folder / 'notes.txt').write_text('not an image')
+    args = option.parse_args(tiny(cache, '--data_train', 'Folder', '--dir_train', str(folder)))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        ds = data.Data(args).loader_train.dataset
+    assert len(ds.images_hr) == 2
+    assert any('notes.txt' in str(x.message) for x in w)
+
+
+def test_corrupt_image_in_training_set_skipped_but_error_in_test_set(cache, tmp_path):
+    import warnings
+    import data
+    from data.common import DataError
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        iio.imwrite(folder / f'{i}.png', rng.integers(0, 255, (60, 60, 3), dtype=np.uint8))
+    (folder / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+    args = option.parse_args(tiny(cache, '--data_train', 'Folder', '--dir_train', str(folder)))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        ds = data.Data(args).loader_train.dataset
+    assert len(ds.images_hr) == 2 and any('broken.png' in str(x.message) for x in w)
+    bench = tmp_path / 'bench' / 'benchmark' / 'Mine' / 'HR'
+    shutil.copytree(folder, bench)
+    (bench / 'notes.txt').unlink()
+    args = option.parse_args(tiny(cache, '--test_only', '--data_test', 'Mine', '--dir_data', str(tmp_path / 'bench')))
+    with pytest.raises(DataError, match='broken.png'):
+        data.Data(args)
