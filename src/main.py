@@ -42,17 +42,20 @@ def run(args):
                 trainer.test()
     except Interrupted as e:
         trainer.save_interrupted()
-        name = args.load or args.save
-        print(f'\nStopped by signal {e.signum}; state saved in {ckp.dir}. Resume with:\n'
-              f'  python main.py {" ".join(sys.argv[1:]).replace("--reset", "").strip()} --load {name} --resume -1'
-              if not args.load else f'\nStopped by signal {e.signum}; state saved in {ckp.dir}. Resume with the same command.',
-              file=sys.stderr)
+        cmd = ' '.join(a for a in args.argv if a != '--reset')
+        if not args.load:
+            cmd += f' --load {args.save} --resume -1'
+        print(f'\nStopped by signal {e.signum}; complete state saved in {ckp.dir}.\n'
+              f'Resume with: python main.py {cmd}', file=sys.stderr)
         ckp.done()
         return 128 + e.signum
     except (utility.SRLabError, DataError) as e:
         ckp.write_log(f'main.py: error: {one_line(e)}', quiet=True)
         ckp.done()
         raise
+    finally:
+        if trainer is not None:
+            trainer.close()
     ckp.done()
     return 0
 

@@ -115,8 +115,25 @@ def build_parser():
     a('--skip_threshold', type=float, default=1e8, help='skip a batch whose loss exceeds this x the running mean')
     a('--max_skips', type=int, default=50, help='stop (saving the last good state) after this many skips in a row')
     # >>> video flags
+    a('--video_fps', type=float, default=24, help='frame rate of a frames folder given as --dir_demo (a video keeps its own)')
+    a('--video_crf', type=int, default=18, help='output quality, x264/x265 CRF: 0 lossless (with libx264rgb) ... 51 worst')
+    a('--video_codec', default='libx264', help='ffmpeg encoder of the output .mp4: libx264 (yuv420p), libx264rgb (RGB), ...')
+    a('--video_batch', type=int, default=4, help='frames per model call for --data_test video')
+    a('--video_hr', default='', help='ground-truth video or frames folder of the upscaled size: report PSNR/SSIM. '
+      'A lossy reference (e.g. H.264) shifts the numbers; a frames folder or a lossless video '
+      '(ffv1 or png in .mkv) gives exact ones')
     # <<< video flags
     # >>> gan flags
+    def positive_int(v):
+        if not str(v).isdigit() or int(v) < 1:
+            raise argparse.ArgumentTypeError(f"must be a positive integer, got '{v}'")
+        return int(v)
+    a('--vgg_weights', default='', help="torchvision's vgg19-dcbb9e9d.pth for VGG22/VGG54 "
+      '(default: looked up in --dir_models and the torch hub cache; never downloaded)')
+    a('--gan_arch', default='srgan', choices=('srgan', 'patch'),
+      help='discriminator: srgan (EDSR/SRGAN, --patch_size inputs) or patch (PatchGAN, any size)')
+    a('--gan_k', type=positive_int, default=1, help='discriminator steps per generator step')
+    a('--gp_weight', type=float, default=10, help='WGAN_GP gradient penalty weight')
     # <<< gan flags
     # log
     a('--save', default='test', help='experiment name: experiment/<save>')
@@ -280,6 +297,7 @@ def parse_args(argv=None):
         except KeyError as e:
             parser.exit(2, f'main.py: error: --template: {e.args[0]}\n')
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return validate(args)
     except OptionError as e:

@@ -27,6 +27,12 @@ TEMPLATES = {
     'MDSR_paper': dict(model='MDSR', n_resblocks=80, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
     'quick': _quick,
     # >>> gan templates
+    # EDSR-PyTorch's GAN recipe (fine-tune a x4 EDSR, e.g. with --pre_train)
+    'GAN': dict(model='EDSR', scale='4', loss='5*VGG54+0.15*GAN', lr=5e-5, patch_size=96,
+                epochs=200, decay='150'),
+    # ESRGAN's loss and schedule (400k iterations = 400 epochs of --test_every 1000)
+    'ESRGAN': dict(scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',
+                   patch_size=128, batch_size=16, epochs=400, decay='50-100-200-300', gamma=0.5),
     # <<< gan templates
     # >>> model zoo templates
     # paper settings; patch_size is HR = the paper's LR patch x the largest --scale

@@ -55,6 +55,8 @@ class Trainer:
         self.results = {}
         self.bicubic = {}        # (dataset, scale) -> (psnr, ssim) of the Bicubic baseline
         self.signal = None
+        self.tested = True       # False between the end of train() and the end of test()
+        self._old_handlers = {}
         if args.test_only:
             self.optimizer = self.scheduler = None
         else:
@@ -65,6 +67,7 @@ class Trainer:
             self.scheduler = make_scheduler(args, self.optimizer)
             if args.load and args.resume == -1:
                 self.load_state(ckp.dir)
+            self._install_signals()
 
     # ---- state -----------------------------------------------------------
     def state(self):
@@ -74,6 +77,7 @@ class Trainer:
             'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
             'loss': self.loss.state_dict(), 'loss_log': self.loss.log, 'psnr_log': self.ckp.log,
             'best': self.best, 'skips_total': self.skips_total, 'loss_mean': (self.loss_sum, self.loss_n),
+            'tested': self.tested, 'bicubic': self.bicubic, 'results': self.results,
             'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
                     'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -99,6 +103,7 @@ class Trainer:
         self.epoch, self.start_batch = st['epoch'], st['start_batch']
         self.best, self.skips_total = st['best'], st['skips_total']
         self.loss_sum, self.loss_n = st['loss_mean']
+        self.tested, self.bicubic, self.results = st['tested'], st['bicubic'], st['results']
         torch.set_rng_state(st['rng']['torch'])
         np.random.set_state(st['rng']['numpy'])
         random.setstate(st['rng']['python'])
@@ -115,13 +120,22 @@ class Trainer:
         self.signal = signum
 
     def _install_signals(self):
-        old = {}
+        """SIGINT/SIGTERM only set a flag; the loop stops at the next step
+        (or test image), saves a complete state and raises Interrupted."""
         for s in (signal.SIGINT, signal.SIGTERM):
             try:
-                old[s] = signal.signal(s, self._on_signal)
+                self._old_handlers[s] = signal.signal(s, self._on_signal)
             except ValueError:  # not the main thread
                 pass
-        return old
+
+    def close(self):
+        for s, h in self._old_handlers.items():
+            signal.signal(s, h)
+        self._old_handlers = {}
+
+    def _check_signal(self):
+        if self.signal is not None:
+            raise Interrupted(self.signal)
 
     # ---- training --------------------------------------------------------
     def prepare(self, *tensors):
@@ -141,7 +155,6 @@ class Trainer:
         loader.set_epoch(epoch, start)
         counts = [0] * len(self.scale)
         accepted = start
-        old = self._install_signals()
         t_data, t_model = utility.Timer(), utility.Timer()
         bar = tqdm(loader, total=len(loader.batch_sampler) - start, desc=f'Epoch {epoch}', unit='it',
                    dynamic_ncols=True, leave=False, disable=None)
@@ -161,19 +174,20 @@ class Trainer:
                         f'[{(batch + 1) * args.batch_size}/{len(loader.batch_sampler) * args.batch_size}]\t'
                         f'{self.loss.display_loss(max(accepted - 1, 0))}\t{t_model.release():.1f}+{t_data.release():.1f}s',
                         quiet=True)
-                if self.signal is not None:
-                    raise Interrupted(self.signal)
+                self._check_signal()
                 t_data.tic()
+        except Exception:
+            self._check_signal()  # a loader worker killed by the same Ctrl-C
+            raise
         finally:
             bar.close()
-            for s, h in old.items():
-                signal.signal(s, h)
         self.loss.end_log(accepted)
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
                            + (f'; skipped batches so far: {self.skips_total}' if self.skips_total else ''))
         self.scheduler.step()
         self.epoch = epoch
         self.start_batch = 0
+        self.tested = False
 
     def step(self, lr, hr, idx_scale, names):
         """One optimisation step; returns False when the batch was skipped."""
@@ -200,6 +214,7 @@ class Trainer:
             self.skips_in_row += 1
             self.ckp.write_log(f'Skipped batch ({reason}): {", ".join(names)}')
             if self.skips_in_row >= args.max_skips:
+                self.save_interrupted()
                 raise utility.SRLabError(f'{self.skips_in_row} batches in a row skipped (--max_skips {args.max_skips}); '
                                          f'stopping with the last good state in {self.ckp.dir}')
             return False
@@ -210,9 +225,11 @@ class Trainer:
         return True
 
     def save_interrupted(self):
-        """Save the state reached so far (mid-epoch) after a signal."""
-        self.save_state(self.ckp.dir)
+        """Save the state reached so far (mid-epoch or before the test of the
+        last epoch) after a signal or too many skips."""
         self.model.save(self.ckp.get_path('model'), self.epoch)
+        self.loss.save(self.ckp.dir)
+        self.save_state(self.ckp.dir)
 
     # ---- testing ---------------------------------------------------------
     @torch.no_grad()
@@ -220,7 +237,7 @@ class Trainer:
         args = self.args
         epoch = self.epoch
         self.ckp.write_log('\nEvaluation:')
-        self.ckp.add_log(torch.zeros(1, len(self.loader_test), len(self.scale)))
+        row = torch.zeros(1, len(self.loader_test), len(self.scale))
         self.model.eval()
         if args.save_results:
             self.ckp.begin_background()
@@ -235,6 +252,8 @@ class Trainer:
                 seconds, n = 0.0, 0
                 scored = False
                 for lr, hr, filename, _ in tqdm(d, desc=f'{name} x{scale}', unit='img', leave=False, disable=None):
+                    if not args.test_only:
+                        self._check_signal()
                     lr, = self.prepare(lr)
                     t0 = time.perf_counter()
                     sr = self.model(lr, idx_scale)
@@ -268,7 +287,7 @@ class Trainer:
                     entry.update(bicubic_psnr=self.bicubic[(name, scale)][0], bicubic_ssim=self.bicubic[(name, scale)][1])
                 if scored:
                     entry.update(psnr=psnr / n, ssim=ssim / n)
-                    self.ckp.log[-1, idx_data, idx_scale] = psnr / n
+                    row[0, idx_data, idx_scale] = psnr / n
                     key = f'{name}/x{scale}'
                     if key not in self.best or psnr / n > self.best[key][0]:
                         self.best[key] = (psnr / n, epoch)
@@ -280,6 +299,8 @@ class Trainer:
                                        f'(Best: {b:.2f} @epoch {be})')
                 else:
                     self.ckp.write_log(f'[{name} x{scale}]\tsaved {n} image(s)')
+        self.ckp.add_log(row)
+        self.tested = True
         self.ckp.write_results(self.results)
         self.ckp.end_background()
         self.ckp.write_log(self.table(rows))
@@ -307,4 +328,6 @@ class Trainer:
         if self.args.test_only:
             self.test()
             return True
+        if not self.tested:  # resumed after an interruption during test()
+            self.test()
         return self.epoch >= self.args.epochs

@@ -203,6 +203,9 @@ class checkpoint:
 
     # saving a training state
     def save(self, trainer, epoch, is_best=False):
+        bad = [k for k, v in trainer.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good state in {self.dir}')
         trainer.model.save(self.get_path('model'), epoch, is_best=is_best)
         trainer.loss.save(self.dir)
         trainer.loss.plot_loss(self.dir, epoch)

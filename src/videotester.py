@@ -1,5 +1,178 @@
-"""VideoTester: upscales a video (--data_test video --dir_demo clip.mp4)."""
+"""VideoTester: upscales a video (--data_test video --dir_demo clip.mp4 or a
+folder of frames) into experiment/<save>/<stem>_x<scale>.mp4, keeping every
+frame, the frame rate and the audio; with --video_hr it also scores PSNR/SSIM.
+
+Three threads overlap the work: a reader decodes frames into batches (bounded
+queue), the main thread runs the model, a writer pipes results to an ffmpeg
+encoder (bounded queue). Any thread's error sets a stop event that every
+queue wait checks, so nothing blocks forever; the first error is raised.
+"""
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+from fractions import Fraction
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
 import utility
+from data import common
+
+RGB_CODECS = ('libx264rgb', 'png')  # encoders given rgb24; all others get yuv420p
+YUV_TAGS = ('scale=out_color_matrix=bt709:out_range=tv,'
+            'setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv')
+DONE = object()
+
+
+def ffmpeg_exe():
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _reason(e):
+    """Last non-empty line of an error (ffmpeg puts the cause there)."""
+    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def exact_fps(fps):
+    """ffmpeg prints rates with 2 decimals: 29.97 -> 30000/1001 etc."""
+    for n in (24, 30, 48, 60, 120, 240):
+        if abs(fps - n / 1.001) < 0.006:
+            return Fraction(n * 1000, 1001)
+    return Fraction(str(round(fps, 3))).limit_denominator(1000)
+
+
+class Source:
+    """A video file or a folder of frames: size, fps, audio, frames()."""
+
+    def __init__(self, path, flag, folder_fps, n_colors):
+        self.path, self.flag, self.n_colors = path, flag, n_colors
+        self.audio = None
+        if not path or not os.path.exists(path):
+            raise utility.SRLabError(f'{flag}: no such video file or frames folder: {path}')
+        self.name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+        if os.path.isdir(path):
+            self.files = common.list_images(path)
+            if not self.files:
+                raise utility.SRLabError(f'{flag}: no image frames in folder {path}')
+            self.fps = Fraction(str(folder_fps)).limit_denominator(1001)
+            self.count = len(self.files)
+            first = self._read_file(self.files[0])
+        else:
+            self.files = None
+            if os.path.getsize(path) == 0:
+                raise utility.SRLabError(f'{flag}: {path} is an empty file (0 bytes)')
+            import imageio_ffmpeg
+            gen = imageio_ffmpeg.read_frames(path)
+            try:
+                meta = next(gen)
+                first = next(gen, None)
+            except Exception as e:
+                raise utility.SRLabError(f'{flag}: cannot read {path} as a video ({_reason(e)})')
+            finally:
+                gen.close()
+            if first is None:
+                raise utility.SRLabError(f'{flag}: {path} has no video frames')
+            self.size = meta['size']
+            self.fps = exact_fps(meta['fps']) if meta['fps'] > 0 else None
+            self.count = round(meta['duration'] * meta['fps']) or None  # estimate, for the progress bar
+            self.audio = meta.get('audio_codec')
+            first = self._frame(first)
+        self.h, self.w = first.shape[:2]
+
+    def _read_file(self, f):
+        try:
+            return common.read_image(f, self.n_colors)
+        except common.DataError as e:
+            raise utility.SRLabError(f'{self.flag}: {e}')
+
+    def _frame(self, buf):
+        w, h = self.size
+        return common.set_channel(np.frombuffer(buf, np.uint8).reshape(h, w, 3), self.n_colors)
+
+    def frames(self):
+        """Yields HxWxC uint8 frames."""
+        if self.files:
+            for f in self.files:
+                img = self._read_file(f)
+                if img.shape[:2] != (self.h, self.w):
+                    raise utility.SRLabError(f'{self.flag}: {f} is {img.shape[1]}x{img.shape[0]}, '
+                                             f'the first frame is {self.w}x{self.h}')
+                yield img
+            return
+        import imageio_ffmpeg
+        gen = imageio_ffmpeg.read_frames(self.path, output_params=['-fps_mode', 'passthrough'])
+        try:
+            next(gen)
+            for buf in gen:
+                yield self._frame(buf)
+        except Exception as e:
+            raise utility.SRLabError(f'{self.flag}: cannot decode {self.path} ({_reason(e)})')
+        finally:
+            gen.close()
+
+
+class Encoder:
+    """ffmpeg process that turns raw frames on its stdin into an .mp4 file."""
+
+    def __init__(self, path, w, h, channels, fps, codec, crf):
+        self.path = path
+        pix = 'rgb24' if codec in RGB_CODECS else 'yuv420p'
+        cmd = [ffmpeg_exe(), '-y', '-hide_banner', '-loglevel', 'error',
+               '-f', 'rawvideo', '-pix_fmt', 'rgb24' if channels == 3 else 'gray',
+               '-s', f'{w}x{h}', '-framerate', str(fps), '-i', '-', '-an',
+               '-c:v', codec, '-crf', str(crf), '-pix_fmt', pix]
+        if pix == 'yuv420p':
+            cmd += ['-vf', YUV_TAGS]
+        cmd += ['-movflags', '+faststart', '-f', 'mp4', path]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def error(self, what):
+        self.log.seek(0)
+        msg = _reason(self.log.read().decode(errors='replace')) or f'exit code {self.proc.returncode}'
+        return utility.SRLabError(f'ffmpeg could not {what} {self.path}: {msg}')
+
+    def write(self, frame):
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(frame).data)
+        except (BrokenPipeError, OSError):
+            self.proc.wait()
+            raise self.error('encode')
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if self.proc.wait() != 0:
+            raise self.error('encode')
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def mux_audio(video, source, out, log):
+    """Copy the source's audio next to `video` into `out`; re-encode it as
+    AAC when MP4 cannot hold its codec."""
+    base = [ffmpeg_exe(), '-y', '-nostdin', '-hide_banner', '-loglevel', 'error',
+            '-i', video, '-i', source, '-map', '0:v', '-map', '1:a?']
+    tail = ['-movflags', '+faststart', '-f', 'mp4', out]
+    r = subprocess.run(base + ['-c', 'copy'] + tail, capture_output=True)
+    if r.returncode == 0:
+        return
+    r = subprocess.run(base + ['-c:v', 'copy', '-c:a', 'aac'] + tail, capture_output=True)
+    if r.returncode != 0:
+        raise utility.SRLabError(f'ffmpeg could not add the audio of {source}: {_reason(r.stderr.decode(errors="replace"))}')
+    log(f'Audio of {source} cannot be copied into MP4; re-encoded as AAC')
 
 
 class VideoTester:
@@ -7,6 +180,176 @@ class VideoTester:
         self.args = args
         self.model = my_model
         self.ckp = ckp
+        a = args
+        if not a.video_fps > 0:
+            raise utility.SRLabError(f'--video_fps: must be positive, got {a.video_fps}')
+        if a.video_crf < 0:
+            raise utility.SRLabError(f'--video_crf: must not be negative, got {a.video_crf}')
+        if a.video_batch < 1:
+            raise utility.SRLabError(f'--video_batch: must be at least 1, got {a.video_batch}')
+        if not a.video_codec.strip():
+            raise utility.SRLabError('--video_codec: empty encoder name')
+        if a.video_hr and len(a.scale) > 1:
+            raise utility.SRLabError('--video_hr: give a single --scale (the reference has one size)')
 
+    @torch.no_grad()
     def test(self):
-        raise utility.SRLabError('--data_test video: video upscaling is not implemented yet')
+        a = self.args
+        self.model.eval()
+        src = Source(a.dir_demo, '--dir_demo', a.video_fps, a.n_colors)
+        if src.fps is None:
+            self.ckp.write_log(f'{src.path}: frame rate unknown; using --video_fps {a.video_fps}')
+            src.fps = Fraction(str(a.video_fps)).limit_denominator(1001)
+        hr = None
+        if a.video_hr:
+            hr = Source(a.video_hr, '--video_hr', a.video_fps, a.n_colors)
+            s = a.scale[0]
+            if (hr.w, hr.h) != (src.w * s, src.h * s):
+                raise utility.SRLabError(f'--video_hr: {hr.path} is {hr.w}x{hr.h}, but x{s} of {src.path} '
+                                         f'({src.w}x{src.h}) is {src.w * s}x{src.h * s}')
+        results = {}
+        for idx_scale, scale in enumerate(a.scale):
+            results[str(scale)] = self.upscale(src, hr, idx_scale, scale)
+        self.ckp.write_results({'video': results})
+
+    def upscale(self, src, hr, idx_scale, scale):
+        a = self.args
+        out_path = self.ckp.get_path(f'{src.name}_x{scale}.mp4')
+        w, h = src.w * scale, src.h * scale
+        pad_h, pad_w = (0, 0) if a.video_codec in RGB_CODECS else (h % 2, w % 2)
+        if pad_h or pad_w:
+            self.ckp.write_log(f'{w}x{h} is odd, which yuv420p cannot hold: the last row/column is repeated '
+                               f'({w + pad_w}x{h + pad_h})')
+        tmps = [self.ckp.get_path(f'.{os.path.basename(out_path)}.{os.getpid()}.{i}.tmp') for i in (0, 1)]
+        enc = Encoder(tmps[0], w + pad_w, h + pad_h, a.n_colors, src.fps, a.video_codec, a.video_crf)
+        stop = threading.Event()
+        errors = []
+        q_in, q_out = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
+        stats = {'frames': 0, 'per_frame': []}
+        bar = tqdm(total=src.count, desc=f'{src.name} x{scale}', unit='frame', leave=False, disable=None)
+
+        def put(q, item):
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def get(q):
+            while not stop.is_set():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            return None
+
+        def guarded(fn):
+            def run():
+                try:
+                    fn()
+                except BaseException as e:  # reported by the main thread
+                    errors.append(e)
+                    stop.set()
+            t = threading.Thread(target=run, daemon=True)
+            t.start()
+            return t
+
+        def reader():
+            batch = []
+            for f in src.frames():
+                batch.append(f)
+                if len(batch) == a.video_batch:
+                    if not put(q_in, np.stack(batch)):
+                        return
+                    batch = []
+            if batch and not put(q_in, np.stack(batch)):
+                return
+            put(q_in, DONE)
+
+        def writer():
+            hr_frames = hr.frames() if hr else None
+            try:
+                while True:
+                    item = get(q_out)
+                    if item is None:
+                        return
+                    if item is DONE:
+                        break
+                    for f in item:
+                        if hr_frames is not None:
+                            g = next(hr_frames, None)
+                            if g is None:
+                                raise utility.SRLabError(f'--video_hr: {hr.path} has fewer frames than {src.path}')
+                            p, s = utility.calc_psnr_ssim(_chw(f), _chw(g), 255, shave=scale)
+                            stats['per_frame'].append({'psnr': p, 'ssim': s})
+                        if pad_h or pad_w:
+                            f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode='edge')
+                        enc.write(f)
+                        stats['frames'] += 1
+                        bar.update(1)
+                if hr_frames is not None and next(hr_frames, None) is not None:
+                    raise utility.SRLabError(f'--video_hr: {hr.path} has more frames than {src.path}')
+                enc.close()
+            finally:
+                if hr_frames is not None:
+                    hr_frames.close()
+
+        t0 = time.perf_counter()
+        model_seconds = 0.0
+        threads = [guarded(reader), guarded(writer)]
+        try:
+            dtype = next(iter(self.model.parameters()), torch.empty(0)).dtype
+            dev = self.model.device
+            while True:
+                batch = get(q_in)
+                if batch is None or batch is DONE:
+                    break
+                t1 = time.perf_counter()
+                x = torch.from_numpy(batch).to(dev).permute(0, 3, 1, 2).to(dtype).mul_(a.rgb_range / 255)
+                sr = self.model(x, idx_scale)
+                if tuple(sr.shape[-2:]) != (h, w):
+                    raise utility.SRLabError(f'--model {a.model} returned {sr.shape[-1]}x{sr.shape[-2]} '
+                                             f'frames for x{scale}, expected {w}x{h}')
+                sr = sr.float().mul(255 / a.rgb_range).clamp(0, 255).round().to(torch.uint8)
+                sr = sr.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+                model_seconds += time.perf_counter() - t1
+                if not put(q_out, sr):
+                    break
+            if batch is DONE:
+                put(q_out, DONE)
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+            if src.audio:
+                mux_audio(tmps[0], src.path, tmps[1], self.ckp.write_log)
+                os.replace(tmps[1], out_path)
+            else:
+                os.replace(tmps[0], out_path)
+        finally:  # also on errors: stop the threads and ffmpeg, drop the temp files
+            stop.set()
+            enc.kill()
+            for t in threads:
+                t.join()
+            bar.close()
+            for p in tmps:
+                if os.path.exists(p):
+                    os.remove(p)
+        n = max(stats['frames'], 1)
+        seconds = time.perf_counter() - t0
+        entry = {'frames': n, 'seconds_per_image': model_seconds / n, 'output': os.path.basename(out_path)}
+        msg = f'[video x{scale}]\t{n} frames in {seconds:.2f} s ({n / seconds:.2f} fps) -> {out_path}'
+        if hr:
+            pf = stats['per_frame']
+            entry.update(psnr=sum(e['psnr'] for e in pf) / n, ssim=sum(e['ssim'] for e in pf) / n, per_frame=pf)
+            msg += f'\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f}'
+        if src.audio:
+            msg += f' (audio: {src.audio})'
+        self.ckp.write_log(msg)
+        return entry
+
+
+def _chw(img):
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1)

@@ -329,7 +329,6 @@ def test_corrupt_image_in_training_set_skipped_but_error_in_test_set(cache, tmp_
     assert len(ds.images_hr) == 2 and any('broken.png' in str(x.message) for x in w)
     bench = tmp_path / 'bench' / 'benchmark' / 'Mine' / 'HR'
     shutil.copytree(folder, bench)
-    (bench / 'notes.txt').unlink()
     args = option.parse_args(tiny(cache, '--test_only', '--data_test', 'Mine', '--dir_data', str(tmp_path / 'bench')))
     with pytest.raises(DataError, match='broken.png'):
         data.Data(args)

@@ -65,7 +65,7 @@ class SRData(Dataset):
         self.cache_dir = os.path.join(args.dir_cache, f'{name}_{key}')
         self._prepare(entries)
         n = len(self.images_hr)
-        self.repeat = max(args.batch_size * args.test_every // n, 1) if train else 1
+        self.repeat = max(-(-args.batch_size * args.test_every // n), 1) if train else 1  # ceil
 
     # ---- building -------------------------------------------------------
     def _scan(self):

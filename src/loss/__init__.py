@@ -3,6 +3,12 @@
 A term is one class registered with @term(name_regex): built as
 cls(args, name), called as term(sr, hr) -> scalar tensor. Per-term values are
 logged per epoch (loss_log.pt) and plotted (loss_<term>.pdf/.png).
+
+Optional hooks a term may define (the adversarial terms do): start_log() and
+end_log() at the start/end of an epoch, display() -> str for the progress
+line, summary() -> str for log.txt at the end of an epoch, plot(apath) for
+extra plots. What a term must keep across --resume belongs in its own
+state_dict (e.g. get_extra_state/set_extra_state).
 """
 import os
 import re
@@ -74,6 +80,7 @@ class Loss(nn.Module):
         device = torch.device('cpu' if args.cpu or not torch.cuda.is_available() else 'cuda')
         self.loss_module.to(device)
         self.log = torch.Tensor()
+        self.ckp = ckp
         if args.load:
             self.load(ckp.dir)
 
@@ -89,17 +96,28 @@ class Loss(nn.Module):
             self.log[-1, -1] += total.item()
         return total
 
+    def hooks(self, name):
+        return [getattr(fn, name) for fn in self.loss_module if hasattr(fn, name)]
+
     def terms(self, sr, hr):
-        """Weighted term values without logging (for skip decisions)."""
+        """Weighted term values without logging (for skip decisions).
+        Note: an adversarial term also takes its discriminator steps here."""
         return [(item['type'], item['weight'] * item['function'](sr, hr))
                 for item in self.loss if item['function'] is not None]
 
     def start_log(self):
         self.log = torch.cat((self.log, torch.zeros(1, len(self.loss))))
+        for hook in self.hooks('start_log'):
+            hook()
 
     def end_log(self, n_batches):
         if n_batches > 0:
             self.log[-1].div_(n_batches)
+        for hook in self.hooks('end_log'):
+            hook()
+        for hook in self.hooks('summary'):
+            if self.ckp is not None:
+                self.ckp.write_log(hook())
 
     def undo_batch(self, values):
         """Remove one batch's logged values (a skipped batch)."""
@@ -111,7 +129,8 @@ class Loss(nn.Module):
 
     def display_loss(self, batch):
         n = batch + 1
-        return ''.join(f"[{item['type']}: {c / n:.4f}]" for item, c in zip(self.loss, self.log[-1]))
+        return ''.join([f"[{item['type']}: {c / n:.4f}]" for item, c in zip(self.loss, self.log[-1])]
+                       + [hook() for hook in self.hooks('display')])
 
     def plot_loss(self, apath, epoch):
         if len(self.log) == 0:
@@ -131,6 +150,8 @@ class Loss(nn.Module):
             plt.savefig(os.path.join(apath, f"loss_{item['type']}.pdf"))
             plt.savefig(os.path.join(apath, f"loss_{item['type']}.png"))
             plt.close(fig)
+        for hook in self.hooks('plot'):
+            hook(apath)
 
     def save(self, apath):
         import utility
@@ -144,3 +165,7 @@ class Loss(nn.Module):
         p = os.path.join(apath, 'loss_log.pt')
         if os.path.exists(p):
             self.log = torch.load(p, weights_only=True)
+
+
+# terms defined in other files register themselves on import
+from loss import adversarial, vgg  # noqa: E402,F401

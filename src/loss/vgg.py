@@ -34,6 +34,10 @@ class VGG19(nn.Module):
                 layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
                 c = v
         self.features = nn.Sequential(*layers)
+        for m in self.features:  # torchvision's init (the weights file replaces it)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+                nn.init.zeros_(m.bias)
 
     def forward(self, x):
         return self.features(x)

@@ -176,8 +176,9 @@ class Model(nn.Module):
     def load(self, apath, pre_train='', resume=0):
         if resume == -1:
             path = os.path.join(apath, 'model_latest.pt')
-            if not os.path.isfile(path):
-                raise utility.SRLabError(f'--resume -1: no saved model at {path}')
+            if not os.path.isfile(path):  # killed before its first save
+                self.ckp.write_log(f'--resume -1: nothing saved yet in {apath}; starting from scratch')
+                return
             self.load_weights(load_file(path, '--resume'), path, strict=True, flag='--resume')
         elif resume > 0:
             path = os.path.join(apath, f'model_{resume}.pt')

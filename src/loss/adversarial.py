@@ -1,0 +1,139 @@
+"""Adversarial loss terms GAN (vanilla), WGAN_GP and RGAN (relativistic
+average, ESRGAN). As in EDSR-PyTorch, the term's forward first takes --gan_k
+discriminator steps on the detached SR batch, then returns the generator loss.
+The discriminator, its optimizer and its per-epoch log are part of the term's
+state_dict, so they are saved with the run and restored by --resume -1."""
+from types import SimpleNamespace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from loss import term
+from loss.discriminator import make_discriminator
+
+
+def bce(x, real):
+    return F.binary_cross_entropy_with_logits(x, torch.full_like(x, float(real)))
+
+
+def hits(x, real):
+    """Fraction of logits on the right side of 0."""
+    return ((x > 0) if real else (x < 0)).float().mean().item()
+
+
+@term('GAN')
+@term('WGAN_GP')
+@term('RGAN')
+class Adversarial(nn.Module):
+    def __init__(self, args, name):
+        super().__init__()
+        from trainer import make_optimizer
+        self.name = name
+        self.gan_k = getattr(args, 'gan_k', 1)
+        self.gp_weight = getattr(args, 'gp_weight', 10.0)
+        self.dis = make_discriminator(args, 'layer' if name == 'WGAN_GP' else 'batch')
+        if name == 'WGAN_GP':  # Adam(0, 0.9) as in the WGAN-GP paper and EDSR-PyTorch
+            args = SimpleNamespace(**{**vars(args), 'optimizer': 'ADAM', 'betas': (0.0, 0.9)})
+        self.optimizer = make_optimizer(args, self.dis.parameters())
+        self.base_lr = args.lr
+        self.decay = getattr(args, 'decay_epochs', [])
+        self.gamma = getattr(args, 'gamma', 0.5)
+        self.epochs = 0                  # completed epochs (drives the lr schedule)
+        self.log = torch.zeros(0, 3)     # per epoch: sum of D loss, sum of D accuracy, D steps
+
+    # ---- losses ----------------------------------------------------------
+    def d_loss(self, d_fake, d_real, fake, real):
+        """Discriminator loss and accuracy (None for WGAN_GP)."""
+        if self.name == 'GAN':
+            return bce(d_real, 1) + bce(d_fake, 0), (hits(d_real, 1) + hits(d_fake, 0)) / 2
+        if self.name == 'RGAN':
+            r, f = d_real - d_fake.mean(), d_fake - d_real.mean()
+            return (bce(r, 1) + bce(f, 0)) / 2, (hits(r, 1) + hits(f, 0)) / 2
+        eps = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
+        hat = (fake * (1 - eps) + real * eps).requires_grad_(True)
+        grad, = torch.autograd.grad(self.dis(hat).sum(), hat, create_graph=True)
+        gp = (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+        return d_fake.mean() - d_real.mean() + self.gp_weight * gp, None
+
+    def g_loss(self, d_fake, real):
+        if self.name == 'GAN':
+            return bce(d_fake, 1)
+        if self.name == 'RGAN':
+            d_real = self.dis(real).detach()
+            return (bce(d_real - d_fake.mean(), 0) + bce(d_fake - d_real.mean(), 1)) / 2
+        return -d_fake.mean()
+
+    def forward(self, fake, real):
+        if len(self.log) == 0:
+            self.start_log()
+        fake_d = fake.detach()
+        for _ in range(self.gan_k):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_d, acc = self.d_loss(self.dis(fake_d), self.dis(real), fake_d, real)
+            loss_d.backward()
+            self.optimizer.step()
+            self.log[-1] += torch.tensor([loss_d.item(), acc or 0.0, 1.0])
+        self.dis.requires_grad_(False)  # the generator's backward leaves D alone
+        try:
+            return self.g_loss(self.dis(fake), real)
+        finally:
+            self.dis.requires_grad_(True)
+
+    # ---- hooks called by Loss ---------------------------------------------
+    def start_log(self):
+        self.log = torch.cat((self.log, torch.zeros(1, 3)))
+
+    def end_log(self):
+        """End of an epoch: the D learning rate follows --decay/--gamma like G's."""
+        self.epochs += 1
+        lr = self.base_lr * self.gamma ** sum(m <= self.epochs for m in self.decay)
+        for g in self.optimizer.param_groups:
+            g['lr'] = lr
+
+    def means(self):
+        """Per-epoch mean D loss and accuracy (NaN where undefined)."""
+        n = self.log[:, 2].clamp(min=1)
+        acc = self.log[:, 1] / n if self.name != 'WGAN_GP' else torch.full_like(n, float('nan'))
+        return self.log[:, 0] / n, acc
+
+    def display(self):
+        if len(self.log) == 0:
+            return ''
+        loss, acc = (v[-1].item() for v in self.means())
+        return f'[{self.name} D: {loss:.4f}' + ('' if acc != acc else f' acc {acc:.3f}') + ']'
+
+    def summary(self):
+        return f'Discriminator {self.display()} lr {self.optimizer.param_groups[0]["lr"]:.2e}'
+
+    def plot(self, apath):
+        import os
+
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        if len(self.log) == 0:
+            return
+        loss, acc = (v.numpy() for v in self.means())
+        axis = range(1, len(loss) + 1)
+        panels = [('loss', loss)] + ([] if self.name == 'WGAN_GP' else [('accuracy', acc)])
+        fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False)
+        for ax, (label, v) in zip(axes[:, 0], panels):
+            ax.plot(axis, v, label=f'D {label}')
+            ax.set_ylabel(label)
+            ax.grid(True)
+            ax.legend()
+        axes[0, 0].set_title(f'{self.name} discriminator')
+        axes[-1, 0].set_xlabel('Epochs')
+        for ext in ('pdf', 'png'):
+            fig.savefig(os.path.join(apath, f'loss_D_{self.name}.{ext}'))
+        plt.close(fig)
+
+    # ---- saved with the run -------------------------------------------------
+    def get_extra_state(self):
+        return {'optimizer': self.optimizer.state_dict(), 'epochs': self.epochs, 'log': self.log}
+
+    def set_extra_state(self, state):
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.epochs = state['epochs']
+        self.log = state['log'].clone()
