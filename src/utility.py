@@ -22,6 +22,20 @@ class SRLabError(Exception):
 
 
 # ---- persistence -----------------------------------------------------------
+_saves = 0
+
+
+def _fault_point(f):
+    """Fault injection for test/test_faults.py: with SRLAB_FAULT_KILL_ON_SAVE=N
+    the process SIGKILLs itself in the middle of its N-th file write."""
+    global _saves
+    n = os.environ.get('SRLAB_FAULT_KILL_ON_SAVE')
+    _saves += 1
+    if n and _saves == int(n):
+        f.flush()
+        os.kill(os.getpid(), 9)
+
+
 def _atomic(path, write):
     """Write through `write(f)` to a temp file in the same directory, fsync,
     then rename over `path`: a reader sees the old file or the new one, never
@@ -33,6 +47,7 @@ def _atomic(path, write):
         fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=d)
         with os.fdopen(fd, 'wb') as f:
             write(f)
+            _fault_point(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
