@@ -190,7 +190,7 @@ def _data_modules():
 
 
 def model_names():
-    return sorted(p.stem for p in (SRC / 'model').glob('*.py') if p.stem not in ('__init__', 'common'))
+    return sorted(p.stem for p in (SRC / 'model').glob('*.py') if p.stem not in ('__init__', 'common', 'released'))
 
 
 def validate(args):

@@ -61,7 +61,10 @@ class Model(nn.Module):
         self.ckp = ckp
 
         self.module = import_module('model.' + args.model.lower())
-        self.model = self.module.make_model(args).to(self.device)
+        try:
+            self.model = self.module.make_model(args).to(self.device)
+        except ValueError as e:  # a flag value the network cannot take
+            raise utility.SRLabError(str(e).splitlines()[0]) from e
         if args.test_only and args.precision != 'single':
             self.model.to(DTYPES[args.precision])
         n = count_parameters(self.model)

@@ -63,3 +63,9 @@ def from_basicsr(state, model):
         if k.startswith(('sub_mean.', 'add_mean.')):
             out[k] = v.clone()
     return out
+
+
+def released(args):
+    """Path of the released weights for these flags (--pre_train download)."""
+    from model.released import find_released
+    return find_released(args)

@@ -66,3 +66,9 @@ class MDSR(nn.Module):
                 k = f'{head}.{idx[int(i)]}.{rest}'
             out[k] = v
         return out
+
+
+def released(args):
+    """Path of the released weights for these flags (--pre_train download)."""
+    from model.released import find_released
+    return find_released(args)
