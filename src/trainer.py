@@ -173,7 +173,7 @@ class Trainer:
                     self.ckp.write_log(
                         f'[{(batch + 1) * args.batch_size}/{len(loader.batch_sampler) * args.batch_size}]\t'
                         f'{self.loss.display_loss(max(accepted - 1, 0))}\t{t_model.release():.1f}+{t_data.release():.1f}s',
-                        quiet=True)
+                        quiet=not bar.disable)  # printed when there is no progress bar (not a terminal)
                 self._check_signal()
                 t_data.tic()
         except Exception:

@@ -83,7 +83,7 @@ class SRData(Dataset):
         todo = [(hr, s) for hr, s in todo if self.reset or not os.path.exists(self._lr_cache_path(hr, s))]
         bad = set()
         if todo:
-            for hr, s in tqdm(todo, desc=f'{self.name}: making bicubic LR', unit='img', leave=False):
+            for hr, s in tqdm(todo, desc=f'{self.name}: making bicubic LR', unit='img', leave=False, disable=None):
                 try:
                     img = common.modcrop(common.read_image(hr, c), s)
                 except DataError as e:
@@ -125,7 +125,7 @@ class SRData(Dataset):
                 if self.reset or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
                     jobs.append((hr, src, dst))
         for hr, src, dst in tqdm(jobs, desc=f'{self.name}: caching decoded images', unit='img',
-                                 leave=False, disable=not jobs):
+                                 leave=False, disable=None if jobs else True):
             if hr in bad:
                 continue
             try:
