@@ -25,6 +25,7 @@ def run(args):
     from trainer import Interrupted, Trainer
 
     torch.manual_seed(args.seed)
+    utility.setup_distributed(args)
     ckp = utility.checkpoint(args)
     trainer = None
     try:
@@ -56,6 +57,8 @@ def run(args):
     finally:
         if trainer is not None:
             trainer.close()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     ckp.done()
     return 0
 

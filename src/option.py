@@ -75,6 +75,12 @@ def build_parser():
     a('--res_scale', type=float, default=1, help='residual scaling')
     a('--shift_mean', type=str2bool, default=True, help='subtract the DIV2K mean at input, add at output')
     a('--precision', default='single', choices=('single', 'half', 'bf16'), help='test-time precision')
+    # speed
+    a('--amp', default='off', choices=('off', 'bf16', 'fp16'), help='mixed precision for training and test (fp16 with a gradient scaler)')
+    a('--channels_last', action='store_true', help='NHWC memory format for convolutions')
+    a('--compile', action='store_true', help='torch.compile the network (falls back to eager where unsupported)')
+    a('--ema', type=float, default=0, help='decay of an exponential moving average of the weights, used for testing (0: off)')
+    a('--cache_mem', type=float, default=8, help='GiB of decoded images held in memory with --ext sep (beyond that: memory-mapped)')
     # extra architecture flags (model zoo)
     a('--n_resgroups', type=int, default=10, help='RCAN residual groups')
     a('--reduction', type=int, default=16, help='RCAN channel-attention reduction')
@@ -225,6 +231,10 @@ def validate(args):
             raise OptionError(f'{flag}: must not be negative, got {val}')
     if args.chop_size <= 2 * args.chop_overlap:
         raise OptionError(f'--chop_size: {args.chop_size} must exceed twice --chop_overlap ({args.chop_overlap})')
+    if not 0 <= args.ema < 1:
+        raise OptionError(f'--ema: decay must be in [0, 1), got {args.ema}')
+    if args.cache_mem < 0:
+        raise OptionError(f'--cache_mem: must not be negative, got {args.cache_mem}')
     if args.n_colors not in (1, 3):
         raise OptionError(f'--n_colors: must be 1 or 3, got {args.n_colors}')
     if args.act.lower() not in ('relu', 'lrelu', 'prelu'):

@@ -2,6 +2,7 @@
 terminate() at --epochs. The whole training state (weights, optimizer,
 scheduler, logs, RNG, position in the epoch) is saved atomically to
 experiment/<save>/state.pt, which `--load <save> --resume -1` restores."""
+import contextlib
 import math
 import os
 import random
@@ -30,6 +31,26 @@ def make_scheduler(args, optimizer):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.decay_epochs, gamma=args.gamma)
 
 
+class EMA:
+    """Exponential moving average of a model's weights: after each step
+    shadow = decay * shadow + (1 - decay) * weights (buffers are copied)."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model):
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
 class Interrupted(Exception):
     def __init__(self, signum):
         super().__init__(signum)
@@ -46,6 +67,10 @@ class Trainer:
         self.model = my_model
         self.loss = my_loss
         self.device = my_model.device
+        self.distributed = getattr(args, 'world_size', 1) > 1
+        self.main = getattr(args, 'rank', 0) == 0
+        self.ema = None
+        self.scaler = None
         self.epoch = 0           # completed epochs
         self.start_batch = 0     # batches already done in epoch self.epoch + 1
         self.best = {}
@@ -59,12 +84,20 @@ class Trainer:
         self._old_handlers = {}
         if args.test_only:
             self.optimizer = self.scheduler = None
+            my_model.setup_speed()
         else:
             params = [p for p in my_model.parameters() if p.requires_grad]
             if not params:
                 raise utility.SRLabError(f'--model {args.model} has no trainable parameters; use it with --test_only')
             self.optimizer = make_optimizer(args, params)
             self.scheduler = make_scheduler(args, self.optimizer)
+            if args.ema > 0:
+                self.ema = EMA(my_model.get_model(), args.ema)
+            if args.amp == 'fp16':
+                self.scaler = torch.amp.GradScaler(self.device.type)
+            my_model.setup_speed(ddp=self.distributed)
+            if self.device.type == 'cuda':
+                torch.backends.cudnn.benchmark = True
             if args.load and args.resume == -1:
                 self.load_state(ckp.dir)
             self._install_signals()
@@ -78,6 +111,7 @@ class Trainer:
             'loss': self.loss.state_dict(), 'loss_log': self.loss.log, 'psnr_log': self.ckp.log,
             'best': self.best, 'skips_total': self.skips_total, 'loss_mean': (self.loss_sum, self.loss_n),
             'tested': self.tested, 'bicubic': self.bicubic, 'results': self.results,
+            'ema': self.ema_state(), 'scaler': self.scaler.state_dict() if self.scaler else None,
             'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
                     'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -104,6 +138,13 @@ class Trainer:
         self.best, self.skips_total = st['best'], st['skips_total']
         self.loss_sum, self.loss_n = st['loss_mean']
         self.tested, self.bicubic, self.results = st['tested'], st['bicubic'], st['results']
+        if self.ema is not None:
+            if st.get('ema') is not None:
+                self.ema.shadow = st['ema']
+            else:
+                self.ema = EMA(self.model.get_model(), self.args.ema)
+        if self.scaler is not None and st.get('scaler'):
+            self.scaler.load_state_dict(st['scaler'])
         torch.set_rng_state(st['rng']['torch'])
         np.random.set_state(st['rng']['numpy'])
         random.setstate(st['rng']['python'])
@@ -111,6 +152,22 @@ class Trainer:
             torch.cuda.set_rng_state_all(st['rng']['cuda'])
         where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
         self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.current_lr():.2e}')
+
+    def ema_state(self):
+        return self.ema.shadow if self.ema is not None else None
+
+    def autocast(self):
+        if self.args.amp == 'off':
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AMP[self.args.amp])
+
+    def _all_mean(self, value):
+        """Mean of a float over all ranks (the value itself without torchrun)."""
+        if not self.distributed:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == 'cuda' else 'cpu')
+        torch.distributed.all_reduce(t)
+        return t.item() / self.args.world_size
 
     def current_lr(self):
         return self.optimizer.param_groups[0]['lr']
@@ -182,6 +239,10 @@ class Trainer:
         finally:
             bar.close()
         self.loss.end_log(accepted)
+        if self.distributed:  # the logged epoch loss is the mean over ranks
+            row = self.loss.log[-1].to(self.device if self.device.type == 'cuda' else 'cpu')
+            torch.distributed.all_reduce(row)
+            self.loss.log[-1] = row.cpu() / self.args.world_size
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
                            + (f'; skipped batches so far: {self.skips_total}' if self.skips_total else ''))
         self.scheduler.step()
@@ -194,19 +255,28 @@ class Trainer:
         args = self.args
         row = self.loss.last_values()
         self.optimizer.zero_grad(set_to_none=True)
-        sr = self.model(lr, idx_scale)
-        loss = self.loss(sr, hr)
-        value = loss.item()
+        if self.args.channels_last:
+            hr = hr.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            sr = self.model(lr, idx_scale)
+            loss = self.loss(sr.float(), hr)
+        value = self._all_mean(loss.item())  # every rank takes the same decision
         reason = None
         if not math.isfinite(value):
             reason = f'loss is {value}'
         elif self.loss_n and value > args.skip_threshold * self.loss_sum / self.loss_n:
             reason = f'loss {value:.4g} > {args.skip_threshold:g} x running mean {self.loss_sum / self.loss_n:.4g}'
         else:
-            loss.backward()
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                loss.backward()
             norm = nn_utils.clip_grad_norm_(self.model.parameters(), args.gclip if args.gclip > 0 else float('inf'))
             if not torch.isfinite(norm):
                 reason = f'gradient norm is {norm.item()}'
+                if self.scaler is not None:
+                    self.scaler.update()  # lowers the loss scale
         if reason:
             self.loss.log[-1] = row
             self.optimizer.zero_grad(set_to_none=True)
@@ -218,7 +288,13 @@ class Trainer:
                 raise utility.SRLabError(f'{self.skips_in_row} batches in a row skipped (--max_skips {args.max_skips}); '
                                          f'stopping with the last good state in {self.ckp.dir}')
             return False
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model.get_model())
         self.skips_in_row = 0
         self.loss_sum += value
         self.loss_n += 1
@@ -227,6 +303,8 @@ class Trainer:
     def save_interrupted(self):
         """Save the state reached so far (mid-epoch or before the test of the
         last epoch) after a signal or too many skips."""
+        if not self.main:
+            return
         self.model.save(self.ckp.get_path('model'), self.epoch)
         self.loss.save(self.ckp.dir)
         self.save_state(self.ckp.dir)
@@ -234,6 +312,29 @@ class Trainer:
     # ---- testing ---------------------------------------------------------
     @torch.no_grad()
     def test(self):
+        """Under torchrun rank 0 tests and saves while the others wait."""
+        if not self.main:
+            self.tested = True
+            torch.distributed.barrier()
+            return
+        swapped = None
+        if self.ema is not None:
+            swapped = {k: v.clone() for k, v in self.model.get_model().state_dict().items()}
+            self.model.get_model().load_state_dict(self.ema.shadow)
+        try:
+            with self.autocast():
+                self._test()
+        finally:
+            if swapped is not None:
+                self.model.get_model().load_state_dict(swapped)
+        if not self.args.test_only:
+            first = f'{self.loader_test[0].dataset.name}/x{self.scale[0]}' if self.loader_test else None
+            is_best = first in self.best and self.best[first][1] == self.epoch
+            self.ckp.save(self, self.epoch, is_best=is_best)
+        if self.distributed:
+            torch.distributed.barrier()
+
+    def _test(self):
         args = self.args
         epoch = self.epoch
         self.ckp.write_log('\nEvaluation:')
@@ -304,10 +405,6 @@ class Trainer:
         self.ckp.write_results(self.results)
         self.ckp.end_background()
         self.ckp.write_log(self.table(rows))
-        if not args.test_only:
-            first = f'{self.loader_test[0].dataset.name}/x{self.scale[0]}' if self.loader_test else None
-            is_best = first in self.best and self.best[first][1] == epoch
-            self.ckp.save(self, epoch, is_best=is_best)
 
     @staticmethod
     def table(rows):

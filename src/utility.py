@@ -73,6 +73,31 @@ def atomic_write_text(text, path):
     _atomic(path, lambda f: f.write(text.encode()))
 
 
+# ---- devices and processes -------------------------------------------------
+def setup_distributed(args):
+    """Reads torchrun's environment: args.rank, args.world_size, args.local_rank;
+    starts the process group (nccl on GPU, gloo on CPU) when world_size > 1."""
+    args.world_size = int(os.environ.get('WORLD_SIZE', '1'))
+    args.rank = int(os.environ.get('RANK', '0'))
+    args.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+    if args.world_size > 1 and not torch.distributed.is_initialized():
+        cuda = not args.cpu and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(args.local_rank)
+        torch.distributed.init_process_group('nccl' if cuda else 'gloo')
+    return args
+
+
+def device(args):
+    if args.cpu or not torch.cuda.is_available():
+        return torch.device('cpu')
+    return torch.device('cuda', getattr(args, 'local_rank', 0))
+
+
+def is_main(args):
+    return getattr(args, 'rank', 0) == 0
+
+
 # ---- small helpers ---------------------------------------------------------
 class Timer:
     def __init__(self):
@@ -167,7 +192,10 @@ class checkpoint:
     def __init__(self, args, root=None):
         self.args = args
         self.ok = True
+        self.main = is_main(args)  # under torchrun only rank 0 writes
         self.log = torch.Tensor()
+        self.writer = None
+        self.log_file = None
         root = Path(root or REPO / 'experiment')
         name = args.load or args.save
         self.dir = str(root / name)
@@ -180,12 +208,16 @@ class checkpoint:
             if os.path.exists(p):
                 self.log = torch.load(p, weights_only=True)
                 print(f'Continue from epoch {len(self.log)}...')
+        elif not self.main:
+            pass
         else:
             if args.reset and os.path.exists(self.dir):
                 shutil.rmtree(self.dir)
             elif os.path.isdir(os.path.join(self.dir, 'model')) and not args.test_only:
                 raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
                                  f'--load {name} --resume -1, delete it with --reset, or pick another --save')
+        if not self.main:
+            return
         os.makedirs(self.get_path('model'), exist_ok=True)
         open_type = 'a' if os.path.exists(self.get_path('log.txt')) else 'w'
         self.log_file = open(self.get_path('log.txt'), open_type)
@@ -193,13 +225,14 @@ class checkpoint:
         lines = [now] + [f'{k}: {v}' for k, v in sorted(vars(args).items())]
         with open(self.get_path('config.txt'), open_type) as f:
             f.write('\n'.join(lines) + '\n\n')
-        self.writer = None
 
     def get_path(self, *subdir):
         return os.path.join(self.dir, *subdir)
 
     # logs
     def write_log(self, log, refresh=False, quiet=False):
+        if not self.main:
+            return
         if not quiet:
             print(log)
         self.log_file.write(log + '\n')
@@ -214,14 +247,18 @@ class checkpoint:
 
     def done(self):
         self.end_background()
-        self.log_file.close()
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
     # saving a training state
     def save(self, trainer, epoch, is_best=False):
+        if not self.main:
+            return
         bad = [k for k, v in trainer.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good state in {self.dir}')
-        trainer.model.save(self.get_path('model'), epoch, is_best=is_best)
+        trainer.model.save(self.get_path('model'), epoch, is_best=is_best, ema_state=trainer.ema_state())
         trainer.loss.save(self.dir)
         trainer.loss.plot_loss(self.dir, epoch)
         self.plot_psnr(epoch)
@@ -250,6 +287,8 @@ class checkpoint:
 
     def write_results(self, results):
         """results: {dataset: {scale: {'psnr', 'ssim', 'seconds_per_image'}}}"""
+        if not self.main:
+            return
         path = self.get_path('results.json')
         atomic_write_text(json.dumps(results, indent=2, sort_keys=True) + '\n', path)
 
@@ -264,7 +303,7 @@ class checkpoint:
             w.close()
 
     def save_results(self, dataset, filename, save_list, scale):
-        if not self.args.save_results:
+        if not self.args.save_results or not self.main:
             return
         self.begin_background()
         d = self.get_path(f'results-{dataset.name}')

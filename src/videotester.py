@@ -73,6 +73,8 @@ class Source:
                 meta = next(gen)
                 first = next(gen, None)
             except Exception as e:
+                if 'Input #0' in str(e) and ' Video: ' not in str(e):
+                    raise utility.SRLabError(f'{flag}: {path} has no video stream')
                 raise utility.SRLabError(f'{flag}: cannot read {path} as a video ({_reason(e)})')
             finally:
                 gen.close()
@@ -120,8 +122,8 @@ class Source:
 class Encoder:
     """ffmpeg process that turns raw frames on its stdin into an .mp4 file."""
 
-    def __init__(self, path, w, h, channels, fps, codec, crf):
-        self.path = path
+    def __init__(self, path, name, w, h, channels, fps, codec, crf):
+        self.name = f'{name} (--video_codec {codec})'
         pix = 'rgb24' if codec in RGB_CODECS else 'yuv420p'
         cmd = [ffmpeg_exe(), '-y', '-hide_banner', '-loglevel', 'error',
                '-f', 'rawvideo', '-pix_fmt', 'rgb24' if channels == 3 else 'gray',
@@ -136,7 +138,7 @@ class Encoder:
     def error(self, what):
         self.log.seek(0)
         msg = _reason(self.log.read().decode(errors='replace')) or f'exit code {self.proc.returncode}'
-        return utility.SRLabError(f'ffmpeg could not {what} {self.path}: {msg}')
+        return utility.SRLabError(f'ffmpeg could not {what} {self.name}: {msg}')
 
     def write(self, frame):
         try:
@@ -183,8 +185,9 @@ class VideoTester:
         a = args
         if not a.video_fps > 0:
             raise utility.SRLabError(f'--video_fps: must be positive, got {a.video_fps}')
-        if a.video_crf < 0:
-            raise utility.SRLabError(f'--video_crf: must not be negative, got {a.video_crf}')
+        top = 51 if a.video_codec.startswith('libx26') else 63
+        if not 0 <= a.video_crf <= top:
+            raise utility.SRLabError(f'--video_crf: must be in 0..{top} for {a.video_codec}, got {a.video_crf}')
         if a.video_batch < 1:
             raise utility.SRLabError(f'--video_batch: must be at least 1, got {a.video_batch}')
         if not a.video_codec.strip():
@@ -221,7 +224,6 @@ class VideoTester:
             self.ckp.write_log(f'{w}x{h} is odd, which yuv420p cannot hold: the last row/column is repeated '
                                f'({w + pad_w}x{h + pad_h})')
         tmps = [self.ckp.get_path(f'.{os.path.basename(out_path)}.{os.getpid()}.{i}.tmp') for i in (0, 1)]
-        enc = Encoder(tmps[0], w + pad_w, h + pad_h, a.n_colors, src.fps, a.video_codec, a.video_crf)
         stop = threading.Event()
         errors = []
         q_in, q_out = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
@@ -298,8 +300,10 @@ class VideoTester:
 
         t0 = time.perf_counter()
         model_seconds = 0.0
-        threads = [guarded(reader), guarded(writer)]
+        threads = []
+        enc = Encoder(tmps[0], out_path, w + pad_w, h + pad_h, a.n_colors, src.fps, a.video_codec, a.video_crf)
         try:
+            threads = [guarded(reader), guarded(writer)]
             dtype = next(iter(self.model.parameters()), torch.empty(0)).dtype
             dev = self.model.device
             while True:

@@ -37,13 +37,29 @@ class Joined(Dataset):
         raise IndexError(index)
 
 
+def rank0_first(args, fn):
+    """Under torchrun, rank 0 builds caches first; the others then read them."""
+    import torch.distributed as dist
+    on = dist.is_initialized()
+    if on and getattr(args, 'rank', 0) != 0:
+        dist.barrier()
+    out = fn()
+    if on and getattr(args, 'rank', 0) == 0:
+        dist.barrier()
+    return out
+
+
 class Data:
     def __init__(self, args):
+        rank0_first(args, lambda: self._build(args))
+
+    def _build(self, args):
         self.loader_train = None
         if not args.test_only:
             sets = [make_dataset(args, name, train=True) for name in args.data_train]
             trainset = sets[0] if len(sets) == 1 else Joined(sets)
-            self.loader_train = MSDataLoader(args, trainset, train=True)
+            self.loader_train = MSDataLoader(args, trainset, train=True, rank=getattr(args, 'rank', 0),
+                                             world_size=getattr(args, 'world_size', 1))
         self.loader_test = []
         for name in args.data_test:
             if name.lower() == 'video':

@@ -34,14 +34,14 @@ def _stem(path):
 def _write_png(path, arr):
     import imageio.v3 as iio
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp.png'
+    tmp = f'{path}.{os.getpid()}.tmp.png'
     iio.imwrite(tmp, arr if arr.shape[2] > 1 else arr[..., 0])
     os.replace(tmp, path)
 
 
 def _write_npy(path, arr):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp.npy'
+    tmp = f'{path}.{os.getpid()}.tmp.npy'
     np.save(tmp, arr)
     os.replace(tmp, path)
 
@@ -72,7 +72,13 @@ class SRData(Dataset):
         raise NotImplementedError
 
     def _lr_cache_path(self, hr, s):
-        return os.path.join(self.cache_dir, 'LR_bicubic', f'X{s}', f'{_stem(hr)}x{s}.png')
+        # generated from the HR image as read with --n_colors (RGB, or Y for 1)
+        sub = 'LR_bicubic' if self.args.n_colors == 3 else f'LR_bicubic_c{self.args.n_colors}'
+        return os.path.join(self.cache_dir, sub, f'X{s}', f'{_stem(hr)}x{s}.png')
+
+    def _stale(self, dst, src):
+        """True when the cached `dst` must be (re)built from `src`."""
+        return self.reset or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src)
 
     def _npy_path(self, path, kind):
         return os.path.join(self.cache_dir, f'bin_c{self.args.n_colors}', kind, os.path.basename(path) + '.npy')
@@ -80,7 +86,7 @@ class SRData(Dataset):
     def _prepare(self, entries):
         c = self.args.n_colors
         todo = [(hr, s) for hr, lrs in entries for s in self.scale if not lrs.get(s)]
-        todo = [(hr, s) for hr, s in todo if self.reset or not os.path.exists(self._lr_cache_path(hr, s))]
+        todo = [(hr, s) for hr, s in todo if self._stale(self._lr_cache_path(hr, s), hr)]
         bad = set()
         if todo:
             for hr, s in tqdm(todo, desc=f'{self.name}: making bicubic LR', unit='img', leave=False, disable=None):
@@ -122,7 +128,7 @@ class SRData(Dataset):
             pairs = [(hr, 'HR')] + [(self.images_lr[si][i], f'X{s}') for si, s in enumerate(self.scale)]
             for src, kind in pairs:
                 dst = self._npy_path(src, kind)
-                if self.reset or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+                if self._stale(dst, src):
                     jobs.append((hr, src, dst))
         for hr, src, dst in tqdm(jobs, desc=f'{self.name}: caching decoded images', unit='img',
                                  leave=False, disable=None if jobs else True):

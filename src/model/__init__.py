@@ -55,7 +55,7 @@ class Model(nn.Module):
         self.self_ensemble = args.self_ensemble
         self.chop = args.chop
         self.precision = args.precision
-        self.device = torch.device('cpu' if args.cpu or not torch.cuda.is_available() else 'cuda')
+        self.device = utility.device(args)
         self.n_GPUs = args.n_GPUs
         self.save_models = args.save_models
         self.ckp = ckp
@@ -67,6 +67,10 @@ class Model(nn.Module):
             raise utility.SRLabError(str(e).splitlines()[0]) from e
         if args.test_only and args.precision != 'single':
             self.model.to(DTYPES[args.precision])
+        if args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.runner = self.model      # what forward calls: the network, compiled or DDP-wrapped
+        self.compiled = False
         n = count_parameters(self.model)
         ckp.write_log(f'Trainable parameters: {n:,}')
 
@@ -75,19 +79,57 @@ class Model(nn.Module):
             self.load_weights(load_file(args.extend, '--extend'), args.extend, strict=False, flag='--extend')
 
     # ---- forward -------------------------------------------------------
+    def setup_speed(self, ddp=False):
+        """--compile and DistributedDataParallel (called once by the Trainer)."""
+        if ddp:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            # find_unused_parameters: only the tail of the batch's scale is used
+            self.runner = DistributedDataParallel(self.model, device_ids=ids,
+                                                  find_unused_parameters=len(self.scale) > 1)
+        if self.args.compile:
+            try:
+                self.runner = torch.compile(self.runner)
+                self.compiled = True
+            except Exception as e:
+                self.ckp.write_log(f'--compile: not supported here ({type(e).__name__}: {e}); running eager'.splitlines()[0])
+
+    def _run(self, x):
+        if self.args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if not self.compiled:
+            return self.runner(x)
+        try:
+            return self.runner(x)
+        except Exception as e:  # compile errors surface at the first call
+            self.ckp.write_log(f'--compile: failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
+                               'running eager')
+            self.runner = getattr(self.runner, '_orig_mod', self.model)
+            self.compiled = False
+            return self.runner(x)
+
     def forward(self, x, idx_scale=0):
         self.idx_scale = idx_scale
         if hasattr(self.model, 'set_scale'):
             self.model.set_scale(idx_scale)
         if self.training:
-            if self.n_GPUs > 1 and self.device.type == 'cuda':
+            if self.n_GPUs > 1 and self.device.type == 'cuda' and self.runner is self.model:
                 return nn.parallel.data_parallel(self.model, x, range(self.n_GPUs))
-            return self.model(x)
-        fn = self.forward_chop if self.chop else self.model
+            return self._run(x)
+        fn = self.forward_chop if self.chop else self._test_net
         with self._precision():
             if self.self_ensemble:
                 return self.forward_x8(x, fn)
             return fn(x)
+
+    def _test_net(self, x):
+        """Test-time forward: the plain (or compiled) network, never DDP."""
+        net = self.runner
+        if hasattr(net, 'module') and not self.compiled:
+            net = net.module
+        if self.args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return net(x)
 
     def _precision(self):
         dtype = DTYPES[self.precision]
@@ -105,7 +147,7 @@ class Model(nn.Module):
         s = self.scale[self.idx_scale]
         b, _, h, w = x.shape
         if h <= size and w <= size:
-            return self.model(x)
+            return self._test_net(x)
 
         def starts(n):
             if n <= size:
@@ -123,7 +165,7 @@ class Model(nn.Module):
         out = None
         for i in range(0, len(coords), a.chop_batch):
             group = coords[i:i + a.chop_batch]
-            res = self.model(torch.cat([x[..., y:y + th, z:z + tw] for y, z in group]))
+            res = self._test_net(torch.cat([x[..., y:y + th, z:z + tw] for y, z in group]))
             if out is None:
                 out = res.new_empty(b, res.shape[1], h * s, w * s)
             for j, (y, z) in enumerate(group):
@@ -168,11 +210,16 @@ class Model(nn.Module):
     def state_dict(self, *a, **k):
         return self.model.state_dict(*a, **k)
 
-    def save(self, apath, epoch, is_best=False):
+    def save(self, apath, epoch, is_best=False, ema_state=None):
+        """model_latest.pt (and _best, _<epoch>): plain state_dicts. With --ema
+        the averaged weights go to model_latest_ema.pt, and model_best.pt holds
+        the weights that were tested (the EMA ones)."""
         state = self.model.state_dict()
         utility.atomic_save(state, os.path.join(apath, 'model_latest.pt'))
+        if ema_state is not None:
+            utility.atomic_save(ema_state, os.path.join(apath, 'model_latest_ema.pt'))
         if is_best:
-            utility.atomic_save(state, os.path.join(apath, 'model_best.pt'))
+            utility.atomic_save(ema_state if ema_state is not None else state, os.path.join(apath, 'model_best.pt'))
         if self.save_models:
             utility.atomic_save(state, os.path.join(apath, f'model_{epoch}.pt'))
 
