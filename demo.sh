@@ -5,7 +5,8 @@
 #   bash demo.sh <recipe>     any recipe name below; `bash demo.sh list` lists them
 # Data layout: see dataset/README.md. Outputs: experiment/<save>/.
 set -euo pipefail
-cd "$(dirname "$0")/src"
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$SELF")/src"
 DATA=${DATA:-../dataset}
 BENCH=${BENCH:-Set5+Set14+B100+Urban100}
 
@@ -31,6 +32,23 @@ edsr_multiscale) python main.py --model EDSR --scale 2+3+4 --patch_size 96 --sav
 mdsr) python main.py --template MDSR --save mdsr_baseline --reset --dir_data $DATA ;;
 mdsr_paper) python main.py --template MDSR_paper --save mdsr --reset --dir_data $DATA ;;
 
+# Model zoo, paper configurations (--template sets each paper's sizes, patch, batch and schedule).
+vdsr) python main.py --template VDSR --n_colors 1 --save vdsr --reset --dir_data $DATA ;;
+srresnet) python main.py --template SRResNet --scale 4 --save srresnet_x4 --reset --dir_data $DATA ;;
+rcan_x2) python main.py --template RCAN --scale 2 --save rcan_x2 --reset --dir_data $DATA ;;
+rcan_x4) python main.py --template RCAN --scale 4 --save rcan_x4 --reset --dir_data $DATA --pre_train ../experiment/rcan_x2/model/model_best.pt ;;
+rdn_x2) python main.py --template RDN --scale 2 --save rdn_x2 --reset --dir_data $DATA ;;
+ddbpn_x4) python main.py --template DDBPN --scale 4 --save ddbpn_x4 --reset --dir_data $DATA ;;
+swinir_x2) python main.py --template SwinIR --scale 2 --save swinir_x2 --reset --dir_data $DATA ;;
+swinir_light_x4) python main.py --template SwinIR_light --scale 4 --save swinir_light_x4 --reset --dir_data $DATA ;;
+test_swinir_released) python main.py --template SwinIR --scale 4 --pre_train download --data_test $BENCH --dir_data $DATA --test_only --chop --save test_swinir_x4 ;;
+
+# Perceptual SR (needs torchvision's vgg19-dcbb9e9d.pth in ../models or --vgg_weights PATH):
+# EDSR-GAN (5*VGG54+0.15*GAN) and ESRGAN-style (VGG54 + 0.005*RGAN + 0.01*L1), both fine-tuning
+# a PSNR-trained x4 EDSR as the papers do.
+edsr_gan) python main.py --template GAN --scale 4 --save edsr_gan --reset --dir_data $DATA --pre_train ../experiment/edsr_baseline_x4/model/model_best.pt ;;
+esrgan) python main.py --template ESRGAN --model EDSR --scale 4 --save esrgan --reset --dir_data $DATA --pre_train ../experiment/edsr_baseline_x4/model/model_best.pt ;;
+
 # Benchmarks: test only, x8 self-ensemble, saving images (weights from a run above).
 test_edsr_baseline) python main.py --model EDSR --scale 2 --data_test $BENCH --dir_data $DATA --test_only --self_ensemble --save_results --pre_train ../experiment/edsr_baseline_x2/model/model_best.pt --save test_edsr_baseline_x2 ;;
 test_bicubic) python main.py --model Bicubic --scale 2+3+4 --data_test $BENCH --dir_data $DATA --test_only --save test_bicubic ;;
@@ -41,7 +59,7 @@ demo) python main.py --model EDSR --scale 4 --data_test Demo --dir_demo ../datas
 # Video: upscale a clip x4 (keeps frame rate and audio).
 video) python main.py --model EDSR --scale 4 --data_test video --dir_demo ../dataset/clip.mp4 --test_only --chop --pre_train ../experiment/edsr_baseline_x4/model/model_best.pt --save video ;;
 
-list) grep -oE '^[a-z0-9_]+\)' "$0" | tr -d ')' ;;
+list) grep -oE '^[a-z0-9_]+\)' "$SELF" | tr -d ')' ;;
 *) echo "demo.sh: unknown recipe '$1' (bash demo.sh list)" >&2; exit 2 ;;
 esac
 }

@@ -1,4 +1,5 @@
 """srlab entry point: `python main.py --model EDSR --scale 2 ...`"""
+import shlex
 import sys
 import traceback
 
@@ -43,9 +44,9 @@ def run(args):
                 trainer.test()
     except Interrupted as e:
         trainer.save_interrupted()
-        cmd = ' '.join(a for a in args.argv if a != '--reset')
+        cmd = shlex.join(a for a in args.argv if a != '--reset')
         if not args.load:
-            cmd += f' --load {args.save} --resume -1'
+            cmd += f' --load {shlex.quote(args.save)} --resume -1'
         print(f'\nStopped by signal {e.signum}; complete state saved in {ckp.dir}.\n'
               f'Resume with: python main.py {cmd}', file=sys.stderr)
         ckp.done()
@@ -72,6 +73,10 @@ def main(argv=None):
         known = (utility.SRLabError, DataError)
         if isinstance(e, known) or any(k.__name__ + ':' in str(e) for k in known):
             print(f'main.py: error: {one_line(e)}', file=sys.stderr)
+            return 1
+        if isinstance(e, OSError):  # disk full, read-only file system, ...: the file and the reason
+            where = f'{e.filename}: ' if e.filename else ''
+            print(f'main.py: error: {where}{e.strerror or one_line(e)}', file=sys.stderr)
             return 1
         traceback.print_exc()
         return 1

@@ -16,6 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / 'src'
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 class OptionError(ValueError):
     pass
 
@@ -229,6 +232,8 @@ def validate(args):
                       ('--chop_overlap', args.chop_overlap), ('--skip_threshold', args.skip_threshold)):
         if val < 0:
             raise OptionError(f'{flag}: must not be negative, got {val}')
+    if args.lr >= FLOAT32_MAX:
+        raise OptionError(f'--lr: {args.lr:g} is beyond the float32 range of the weights')
     if args.chop_size <= 2 * args.chop_overlap:
         raise OptionError(f'--chop_size: {args.chop_size} must exceed twice --chop_overlap ({args.chop_overlap})')
     if not 0 <= args.ema < 1:

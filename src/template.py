@@ -10,7 +10,7 @@ def _quick(first):
     tests on Set5 when --dir_data (or ../shared/data beside the repo) holds it."""
     out = dict(model='EDSR', scale='2+3+4', n_resblocks=4, n_feats=32, res_scale=1,
                data_train='Sample', data_test='Sample', data_range='1-800/801-810',
-               patch_size=96, batch_size=16, test_every=100, epochs=6, lr=5e-4, decay='4-5',
+               patch_size=96, batch_size=16, test_every=100, epochs=8, lr=5e-4, decay='5-7',
                n_threads=2, ext='sep', save='quick', print_every=25)
     shared = REPO.parent / 'shared' / 'data'
     if (Path(first.dir_data) / 'benchmark' / 'Set5' / 'HR').is_dir():
@@ -18,6 +18,12 @@ def _quick(first):
     elif first.dir_data == str(REPO / 'dataset') and (shared / 'benchmark' / 'Set5' / 'HR').is_dir():
         out.update(dir_data=str(shared), data_test='Sample+Set5')
     return out
+
+
+def _hr_patch(first, lr_patch):
+    """HR --patch_size for a paper's LR patch at the largest --scale given."""
+    scales = [int(s) for s in str(getattr(first, 'scale', 4)).split('+') if s.isdigit()]
+    return lr_patch * max(scales, default=4)
 
 
 TEMPLATES = {
@@ -41,24 +47,24 @@ TEMPLATES = {
                      loss='1*MSE', lr=1e-4, epochs=1000, decay='0'),
     'RCAN': lambda f: dict(
         model='RCAN', n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16, res_scale=1, chop=True,
-        patch_size=48 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+        patch_size=_hr_patch(f, 48)),
     'RDN': lambda f: dict(
         model='RDN', G0=64, RDNconfig='B', RDNkSize=3, batch_size=16, epochs=200,
-        patch_size=32 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+        patch_size=_hr_patch(f, 32)),
     'DDBPN': lambda f: dict(
         model='DDBPN', dbpn_stages=7, dbpn_n0=256, dbpn_nr=64, scale='4', batch_size=20, epochs=1000,
         decay='500', gamma=0.1, weight_decay=1e-4, loss='1*MSE',
-        patch_size=32 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+        patch_size=_hr_patch(f, 32)),
     'SwinIR': lambda f: dict(
         model='SwinIR', embed_dim=180, depths='6+6+6+6+6+6', num_heads='6+6+6+6+6+6', window_size=8,
         mlp_ratio=2, swin_upsampler='pixelshuffle', batch_size=32, lr=2e-4, epochs=500,
         decay='250-400-450-475', gamma=0.5, loss='1*L1',
-        patch_size=48 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+        patch_size=_hr_patch(f, 48)),
     'SwinIR_light': lambda f: dict(
         model='SwinIR', embed_dim=60, depths='6+6+6+6', num_heads='6+6+6+6', window_size=8,
         mlp_ratio=2, swin_upsampler='pixelshuffledirect', batch_size=64, lr=2e-4, epochs=500,
         decay='250-400-450-475', gamma=0.5, loss='1*L1',
-        patch_size=64 * max((int(s) for s in str(getattr(f, 'scale', 4)).split('+') if s.isdigit()), default=4)),
+        patch_size=_hr_patch(f, 64)),
     # <<< model zoo templates
 }
 

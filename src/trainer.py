@@ -122,6 +122,13 @@ class Trainer:
     def load_state(self, apath):
         path = os.path.join(apath, 'state.pt')
         if not os.path.exists(path):
+            if not utility.committed_run(apath):
+                # killed before the first epoch was completely saved: forget the
+                # loss log of that partial save too (the model starts from scratch)
+                self.loss.log = torch.Tensor()
+                self.ckp.log = torch.Tensor()
+                self.ckp.write_log(f'No training state in {path}: starting from scratch')
+                return
             self.ckp.write_log(f'No training state in {path}: optimizer and schedule start fresh')
             return
         try:
@@ -283,6 +290,11 @@ class Trainer:
             self.skips_total += 1
             self.skips_in_row += 1
             self.ckp.write_log(f'Skipped batch ({reason}): {", ".join(names)}')
+            bad = self.non_finite_weights()
+            if bad:  # an earlier update overflowed: nothing good can follow, and nothing is saved
+                raise utility.SRLabError(f'weights became non-finite ({bad[0]}) in epoch {self.epoch + 1}, probably '
+                                         f'from a too large update (--lr {args.lr:g}); not saving them over the last '
+                                         f'good state in {self.ckp.dir}')
             if self.skips_in_row >= args.max_skips:
                 self.save_interrupted()
                 raise utility.SRLabError(f'{self.skips_in_row} batches in a row skipped (--max_skips {args.max_skips}); '
@@ -300,11 +312,19 @@ class Trainer:
         self.loss_n += 1
         return True
 
+    def non_finite_weights(self):
+        """Names of the weights (and buffers) holding NaN or inf."""
+        return [k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
     def save_interrupted(self):
         """Save the state reached so far (mid-epoch or before the test of the
         last epoch) after a signal or too many skips."""
         if not self.main:
             return
+        bad = self.non_finite_weights()
+        if bad:  # the same guard as checkpoint.save: the last good files stay
+            raise utility.SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good '
+                                     f'state in {self.ckp.dir}')
         self.model.save(self.ckp.get_path('model'), self.epoch)
         self.loss.save(self.ckp.dir)
         self.save_state(self.ckp.dir)

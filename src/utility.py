@@ -36,6 +36,35 @@ def _fault_point(f):
         os.kill(os.getpid(), 9)
 
 
+class _Recording:
+    """A file that remembers the first OSError of a write (torch.save turns it
+    into a RuntimeError like 'unexpected pos 704 vs 598')."""
+
+    def __init__(self, f):
+        self.f = f
+        self.error = None
+
+    def write(self, b):
+        try:
+            return self.f.write(b)
+        except OSError as e:
+            if self.error is None:
+                self.error = e
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once, at import (os.umask is process-wide, not thread-safe)
+
+
 def _atomic(path, write):
     """Write through `write(f)` to a temp file in the same directory, fsync,
     then rename over `path`: a reader sees the old file or the new one, never
@@ -45,8 +74,15 @@ def _atomic(path, write):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=d)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; keep what open() would give
         with os.fdopen(fd, 'wb') as f:
-            write(f)
+            rec = _Recording(f)
+            try:
+                write(rec)
+            except RuntimeError as e:  # torch.save reports a failed write without its cause
+                if rec.error is None:
+                    raise
+                raise rec.error from e
             _fault_point(f)
             f.flush()
             os.fsync(f.fileno())
@@ -147,7 +183,8 @@ class ImageWriter:
         self.errors = []
         self.written = 0
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n_threads)]
+        self.closed = False
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(max(n_threads, 1))]
         for t in self.threads:
             t.start()
 
@@ -159,22 +196,31 @@ class ImageWriter:
                 self.q.task_done()
                 return
             path, arr = item
+            tmp = path + '.tmp.png'
             try:
-                tmp = path + '.tmp.png'
                 iio.imwrite(tmp, arr)
                 os.replace(tmp, path)
                 with self.lock:
                     self.written += 1
             except Exception as e:  # keep draining; report at close()
                 with self.lock:
-                    self.errors.append(f'{path}: {e}')
+                    self.errors.append(f'{path}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}')
+                try:  # no half-written temp file left behind
+                    os.remove(tmp)
+                except OSError:
+                    pass
             finally:
                 self.q.task_done()
 
     def put(self, path, arr):
+        if self.closed:
+            raise SRLabError(f'internal: image {path} queued after the writer was closed')
         self.q.put((path, arr))
 
     def close(self):
+        if self.closed:
+            return self.written
+        self.closed = True
         for _ in self.threads:
             self.q.put(None)
         for t in self.threads:
@@ -185,6 +231,36 @@ class ImageWriter:
 
 
 # ---- experiment directory ---------------------------------------------------
+def holds_training_run(d):
+    """True when experiment dir `d` holds what training saved (weights, state or
+    PSNR log); a --test_only run leaves an empty model/ folder, which does not count."""
+    model_dir = os.path.join(d, 'model')
+    if any(os.path.exists(os.path.join(d, f)) for f in ('state.pt', 'psnr_log.pt')):
+        return True
+    return os.path.isdir(model_dir) and any(f.endswith('.pt') for f in os.listdir(model_dir))
+
+
+def committed_run(d):
+    """True when experiment dir `d` holds a completely saved epoch: state.pt is
+    written last in each epoch's save (psnr_log.pt: a run of EDSR-PyTorch or
+    one saved before state.pt existed)."""
+    return any(os.path.exists(os.path.join(d, f)) for f in ('state.pt', 'psnr_log.pt'))
+
+
+def remove_stale_temps(d):
+    """Remove the temp files of atomic writes (.<name>.<random>.tmp) that a
+    killed process left in experiment dir `d` and its model/ folder."""
+    for sub in (d, os.path.join(d, 'model')):
+        if not os.path.isdir(sub):
+            continue
+        for name in os.listdir(sub):
+            if name.startswith('.') and name.endswith('.tmp'):
+                try:
+                    os.remove(os.path.join(sub, name))
+                except OSError:
+                    pass
+
+
 class checkpoint:
     """experiment/<save> (or experiment/<load> when continuing): config.txt,
     log.txt, psnr_log.pt, per-set PSNR plots, results.json, saved images."""
@@ -204,6 +280,8 @@ class checkpoint:
                 raise SRLabError(f'--load: no run named {args.load!r} in {root}')
             if args.reset:
                 raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
+            if self.main:
+                remove_stale_temps(self.dir)
             p = self.get_path('psnr_log.pt')
             if os.path.exists(p):
                 self.log = torch.load(p, weights_only=True)
@@ -213,7 +291,7 @@ class checkpoint:
         else:
             if args.reset and os.path.exists(self.dir):
                 shutil.rmtree(self.dir)
-            elif os.path.isdir(os.path.join(self.dir, 'model')) and not args.test_only:
+            elif holds_training_run(self.dir) and not args.test_only:
                 raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
                                  f'--load {name} --resume -1, delete it with --reset, or pick another --save')
         if not self.main:
@@ -255,7 +333,7 @@ class checkpoint:
     def save(self, trainer, epoch, is_best=False):
         if not self.main:
             return
-        bad = [k for k, v in trainer.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        bad = trainer.non_finite_weights()
         if bad:
             raise SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good state in {self.dir}')
         trainer.model.save(self.get_path('model'), epoch, is_best=is_best, ema_state=trainer.ema_state())

@@ -173,7 +173,8 @@ def mux_audio(video, source, out, log):
         return
     r = subprocess.run(base + ['-c:v', 'copy', '-c:a', 'aac'] + tail, capture_output=True)
     if r.returncode != 0:
-        raise utility.SRLabError(f'ffmpeg could not add the audio of {source}: {_reason(r.stderr.decode(errors="replace"))}')
+        msg = _reason(r.stderr.decode(errors='replace'))
+        raise utility.SRLabError(f'ffmpeg could not add the audio of {source}: {msg}')
     log(f'Audio of {source} cannot be copied into MP4; re-encoded as AAC')
 
 
@@ -228,7 +229,8 @@ class VideoTester:
         errors = []
         q_in, q_out = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
         stats = {'frames': 0, 'per_frame': []}
-        bar = tqdm(total=src.count, desc=f'{src.name} x{scale}', unit='frame', leave=False, disable=None)
+        bar = tqdm(total=src.count, desc=f'{src.name} x{scale}', unit='frame', dynamic_ncols=True,
+                   leave=False, disable=None)
 
         def put(q, item):
             while not stop.is_set():

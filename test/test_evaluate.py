@@ -12,7 +12,7 @@ sys.path.insert(0, str(SRC))
 import evaluate  # noqa: E402
 import metrics  # noqa: E402
 
-iio = pytest.importorskip('imageio.v3')
+import imageio.v3 as iio  # noqa: E402
 
 
 def rand_img(seed, shape):

@@ -245,7 +245,7 @@ def test_uint8_per_pass_rounding_differs_from_float():
 
 @pytest.mark.parametrize('scale', [2, 3, 4, 1 / 2, 1 / 3, 1 / 4])
 def test_tensor_matches_numpy_uint8(scale):
-    torch = pytest.importorskip('torch')
+    import torch
     rng = np.random.default_rng(6)
     img = rng.integers(0, 256, (18, 14, 3), dtype=np.uint8)
     img[:6, :6] = 255  # saturated block: clamp path
@@ -263,7 +263,7 @@ def test_tensor_matches_numpy_uint8(scale):
 
 @pytest.mark.parametrize('scale', [3, 1 / 4, 0.6])
 def test_tensor_matches_numpy_float(scale):
-    torch = pytest.importorskip('torch')
+    import torch
     rng = np.random.default_rng(7)
     img = rng.random((2, 3, 16, 13))
     out = imresize_tensor(torch.from_numpy(img), scale)
@@ -289,7 +289,7 @@ def test_exact_tie_at_scale_1_5_numpy_and_torch_agree():
     # This image hits an exact tie (36.5 = 15768/432) in the second pass at
     # [15, 2, 0]; float round-off may land either side of it, the tie rule
     # must round it up in both implementations.
-    torch = pytest.importorskip('torch')
+    import torch
     img = np.random.default_rng(1).integers(0, 256, (13, 11, 3), dtype=np.uint8)
     ref = ref_imresize(img, 1.5)
     out = imresize(img, 1.5)

@@ -1,5 +1,4 @@
 """Training: MSDataLoader, Loss, Trainer steps, skips, resume, data errors."""
-import os
 import shutil
 import subprocess
 import sys

@@ -23,8 +23,9 @@ import metrics  # noqa: E402
 import videotester  # noqa: E402
 from data.imresize import imresize  # noqa: E402
 
-iio = pytest.importorskip('imageio.v3')
-iff = pytest.importorskip('imageio_ffmpeg')
+import imageio.v3 as iio  # noqa: E402
+import imageio_ffmpeg as iff  # noqa: E402
+
 FF = iff.get_ffmpeg_exe()
 
 
@@ -171,8 +172,9 @@ def test_exact_fps():
     assert videotester.exact_fps(25.0) == 25 and videotester.exact_fps(12.5) == Fraction(25, 2)
 
 
-@pytest.mark.parametrize('kind', ['missing', 'empty_file', 'no_frames', 'not_video', 'bad_codec', 'hr_size',
-                                  'frame_size'])
+@pytest.mark.filterwarnings('ignore:skipping non-image file')
+@pytest.mark.parametrize('kind', ['missing', 'empty_file', 'no_frames', 'not_video', 'audio_only', 'bad_codec',
+                                  'bad_crf', 'hr_size', 'frame_size'])
 def test_errors(tmp_path, run, kind, clip):
     extra = []
     path = tmp_path / 'x.mp4'
@@ -184,9 +186,13 @@ def test_errors(tmp_path, run, kind, clip):
         (path / 'notes.txt').write_text('no images here')
     elif kind == 'not_video':
         path.write_bytes(b'this is not a video' * 100)
-    elif kind in ('bad_codec', 'hr_size'):
+    elif kind == 'audio_only':
+        path = tmp_path / 'sine.m4a'
+        subprocess.run([FF, '-loglevel', 'error', '-f', 'lavfi', '-i', 'sine=duration=0.5', str(path)], check=True)
+    elif kind in ('bad_codec', 'bad_crf', 'hr_size'):
         path = clip[0]
-        extra = ['--video_codec', 'nosuchcodec'] if kind == 'bad_codec' else ['--video_hr', clip[0]]
+        extra = {'bad_codec': ['--video_codec', 'nosuchcodec'], 'bad_crf': ['--video_crf', '52'],
+                 'hr_size': ['--video_hr', clip[0]]}[kind]
     elif kind == 'frame_size':  # fails in the reader thread after a few frames
         path = tmp_path / 'frames'
         path.mkdir()
@@ -195,6 +201,7 @@ def test_errors(tmp_path, run, kind, clip):
     code, d, out, err = run('--model', 'Bicubic', '--scale', '2', '--dir_demo', path, '--video_batch', '2', *extra)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and lines[0].startswith('main.py: error:'), err
-    named = {'bad_codec': 'clip_x2.mp4', 'hr_size': 'clip.mkv', 'frame_size': '06.png'}.get(kind, str(path))
+    named = {'bad_codec': 'clip_x2.mp4', 'bad_crf': '--video_crf', 'hr_size': 'clip.mkv',
+             'frame_size': '06.png'}.get(kind, str(path))
     assert named in lines[0], lines[0]
     assert not [p for p in os.listdir(d) if p.endswith(('.mp4', '.tmp'))]

@@ -33,9 +33,7 @@ def read_image(path, n_colors=3):
     if os.path.getsize(path) == 0:
         raise DataError(f'{path}: empty file (0 bytes)')
     try:
-        img = iio.imread(path)
-        if img.ndim == 3 and img.shape[0] > 4 and img.shape[2] > 4:  # animated: first frame
-            img = img[0]
+        img = iio.imread(path, index=0)  # the first frame of a GIF, APNG or multi-page TIFF
     except Exception as e:
         raise DataError(f'{path}: cannot decode image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})')
     return set_channel(to_uint8(img, path), n_colors)

@@ -4,8 +4,16 @@ A subclass sets `self.dir_hr` (and `self.layout`, a hint printed when the
 folder holds nothing) and implements `_scan()` returning a list of
 `(hr_path, {scale: lr_path or None})`. Missing LR images are made from the
 mod-cropped HR image with MATLAB-exact bicubic and cached under --dir_cache;
-`--ext sep` also caches decoded arrays there (.npy, memory-mapped). Nothing is
-ever written inside --dir_data.
+`--ext sep` also caches decoded arrays there (.npy). Nothing is ever written
+inside --dir_data.
+
+Speed: the caches are built by a pool of max(1, --n_threads) threads (PNG
+decoding, zlib and numpy release the GIL). With `--ext sep` the decoded arrays
+are then held in RAM while their total stays within --cache_mem GiB (split
+across the torchrun ranks of a node), the rest memory-mapped (opened once);
+DataLoader workers are forked and share these arrays copy-on-write, so every
+image is decoded once and held once per process tree. `--ext img` decodes the
+file at every access.
 
 Items are `(lr, hr, filename, idx_scale)`. An index is either an int (test:
 the current scale) or `(i, idx_scale, seed)` from the batch sampler (train:
@@ -15,10 +23,10 @@ number of worker processes).
 import hashlib
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
@@ -58,6 +66,8 @@ class SRData(Dataset):
         self.idx_scale = 0
         ext = args.ext.split('-')
         self.ext, self.reset = ext[0], 'reset' in ext
+        self._mem, self._maps = {}, {}   # --ext sep: arrays held in RAM, memory maps
+        self.mem_bytes = 0
         entries = self._scan()
         if not entries:
             raise DataError(f'{name}: no images found in {self.dir_hr}' + (f' (expected {self.layout})' if self.layout else ''))
@@ -88,14 +98,14 @@ class SRData(Dataset):
         todo = [(hr, s) for hr, lrs in entries for s in self.scale if not lrs.get(s)]
         todo = [(hr, s) for hr, s in todo if self._stale(self._lr_cache_path(hr, s), hr)]
         bad = set()
-        if todo:
-            for hr, s in tqdm(todo, desc=f'{self.name}: making bicubic LR', unit='img', leave=False, disable=None):
-                try:
-                    img = common.modcrop(common.read_image(hr, c), s)
-                except DataError as e:
-                    self._bad(e, bad, hr)
-                    continue
-                _write_png(self._lr_cache_path(hr, s), imresize(img, 1 / s))
+
+        def make_lr(job):
+            hr, s = job
+            img = common.modcrop(common.read_image(hr, c), s)
+            _write_png(self._lr_cache_path(hr, s), imresize(img, 1 / s))
+        for (hr, s), err in self._parallel(make_lr, todo, f'{self.name}: making bicubic LR'):
+            if err is not None:
+                self._bad(err, bad, hr)
         self.images_hr, self.images_lr = [], [[] for _ in self.scale]
         for hr, lrs in entries:
             if hr in bad:
@@ -113,6 +123,43 @@ class SRData(Dataset):
             self.images_lr = [[lst[i] for i in keep] for lst in self.images_lr]
         if not self.images_hr:
             raise DataError(f'{self.name}: no usable images left in {self.dir_hr}')
+        if self.ext == 'sep':
+            self._hold_arrays()
+
+    def _parallel(self, fn, jobs, desc):
+        """fn(job) for every job on max(1, --n_threads) threads, with a progress
+        bar on a terminal; [(job, DataError or None)] in the order of `jobs`.
+        Any other exception is raised."""
+        if not jobs:
+            return []
+        errors = [None] * len(jobs)
+        bar = tqdm(total=len(jobs), desc=desc, unit='img', leave=False, disable=None)
+        n = min(max(1, self.args.n_threads), len(jobs))
+        try:
+            if n == 1:
+                for k, job in enumerate(jobs):
+                    try:
+                        fn(job)
+                    except DataError as e:
+                        errors[k] = e
+                    bar.update()
+            else:
+                with ThreadPoolExecutor(n, thread_name_prefix='srdata') as pool:
+                    futures = {pool.submit(fn, job): k for k, job in enumerate(jobs)}
+                    try:
+                        for f in as_completed(futures):
+                            e = f.exception()
+                            if e is not None and not isinstance(e, DataError):
+                                raise e
+                            errors[futures[f]] = e
+                            bar.update()
+                    except BaseException:
+                        for f in futures:
+                            f.cancel()
+                        raise
+        finally:
+            bar.close()
+        return list(zip(jobs, errors))
 
     def _bad(self, err, bad, hr):
         """A bad file: skipped with a warning when training, an error in a test set."""
@@ -128,16 +175,54 @@ class SRData(Dataset):
             pairs = [(hr, 'HR')] + [(self.images_lr[si][i], f'X{s}') for si, s in enumerate(self.scale)]
             for src, kind in pairs:
                 dst = self._npy_path(src, kind)
-                if self._stale(dst, src):
+                if self._stale(dst, src) and hr not in bad:
                     jobs.append((hr, src, dst))
-        for hr, src, dst in tqdm(jobs, desc=f'{self.name}: caching decoded images', unit='img',
-                                 leave=False, disable=None if jobs else True):
-            if hr in bad:
-                continue
-            try:
-                _write_npy(dst, common.read_image(src, c))
-            except DataError as e:
-                self._bad(e, bad, hr)
+
+        def cache(job):
+            _, src, dst = job
+            _write_npy(dst, common.read_image(src, c))
+        for (hr, _, _), err in self._parallel(cache, jobs, f'{self.name}: caching decoded images'):
+            if err is not None:
+                self._bad(err, bad, hr)
+
+    def _hold_arrays(self):
+        """Load the cached arrays into RAM, image by image (HR with its LR
+        images), while the total stays within --cache_mem GiB; the datasets
+        of one run share the budget, the torchrun ranks of a node split it.
+        The rest stays memory-mapped (opened here once, see _load)."""
+        self._mem, self._maps = {}, {}
+        local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
+        budget = self.args.cache_mem * 2 ** 30 / local
+        used = getattr(self.args, '_cache_mem_used', 0)
+        chosen = []
+        for i, hr in enumerate(self.images_hr):
+            paths = [self._npy_path(hr, 'HR')] + [self._npy_path(self.images_lr[si][i], f'X{s}')
+                                                 for si, s in enumerate(self.scale)]
+            for p in paths:
+                self._maps[p] = np.load(p, mmap_mode='r')
+            size = sum(self._maps[p].nbytes for p in paths)
+            if used + size <= budget:  # else a smaller image further on may still fit
+                used += size
+                chosen += paths
+        try:
+            self.args._cache_mem_used = used
+        except AttributeError:  # an args object without attributes: the budget is per dataset
+            pass
+
+        def load(path):
+            self._mem[path] = np.load(path)
+        self._parallel(load, chosen, f'{self.name}: loading decoded images into memory')
+        for p in chosen:
+            del self._maps[p]
+        self.mem_bytes = sum(a.nbytes for a in self._mem.values())
+
+    def __getstate__(self):
+        # memory maps are reopened where the dataset is unpickled (a 'spawn'
+        # worker); forked workers share everything without pickling
+        state = self.__dict__.copy()
+        if '_maps' in state:
+            state['_maps'] = {}
+        return state
 
     def _drop_small(self, bad):
         for i, hr in enumerate(self.images_hr):
@@ -164,7 +249,13 @@ class SRData(Dataset):
     # ---- access ---------------------------------------------------------
     def _load(self, path, kind):
         if self.ext == 'sep':
-            return np.load(self._npy_path(path, kind), mmap_mode='r')
+            key = self._npy_path(path, kind)
+            arr = self._mem.get(key)
+            if arr is None:
+                arr = self._maps.get(key)
+                if arr is None:
+                    arr = self._maps[key] = np.load(key, mmap_mode='r')
+            return arr
         return common.read_image(path, self.args.n_colors)
 
     def set_scale(self, idx_scale):

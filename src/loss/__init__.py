@@ -153,6 +153,15 @@ class Loss(nn.Module):
         for hook in self.hooks('plot'):
             hook(apath)
 
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except (RuntimeError, ValueError, KeyError) as e:
+            import utility
+            detail = ' '.join(str(e).split())[:300]
+            raise utility.SRLabError(f'the saved loss state does not fit this --loss/--gan_arch (to train a saved '
+                                     f'model with another loss, start a new run with --pre_train): {detail}') from e
+
     def save(self, apath):
         import utility
         utility.atomic_save(self.state_dict(), os.path.join(apath, 'loss.pt'))

@@ -62,7 +62,7 @@ def load_vgg19(args, name):
                  else 'no weights given')
         raise utility.SRLabError(
             f"--loss {name} needs torchvision's VGG19 weights ({where}): download {WEIGHTS_URL} "
-            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in --dir_models)")
+            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in {getattr(args, 'dir_models', 'models')}/)")
     try:
         sd = torch.load(path, map_location='cpu', weights_only=True)
         net = VGG19()

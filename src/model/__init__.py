@@ -229,6 +229,12 @@ class Model(nn.Module):
             if not os.path.isfile(path):  # killed before its first save
                 self.ckp.write_log(f'--resume -1: nothing saved yet in {apath}; starting from scratch')
                 return
+            if not utility.committed_run(os.path.dirname(apath)):
+                # killed during the first epoch's save: its model_latest.pt was
+                # written but the epoch was never committed (state.pt is last)
+                self.ckp.write_log(f'--resume -1: the first epoch was not completely saved in {os.path.dirname(apath)}; '
+                                   'starting from scratch')
+                return
             self.load_weights(load_file(path, '--resume'), path, strict=True, flag='--resume')
         elif resume > 0:
             path = os.path.join(apath, f'model_{resume}.pt')

@@ -1,0 +1,520 @@
+"""Speed benchmark: loader throughput, training and inference per speed option.
+
+    python benchmark.py                 # EDSR-baseline x2, batch 16, HR patch 96, 1280x720 inference
+    python benchmark.py --quick         # < 3 minutes on 2 CPU cores (smaller everything, stated in the header)
+    python benchmark.py --smoke         # every measurement once (a test of this script)
+    python benchmark.py --json out.json --n_threads 8 --options eager,bf16,bf16+cl+compile
+
+It writes synthetic "2K" training images (structured random content, PNG,
+2040x1356 like DIV2K) to a temporary folder and measures, in one run, through
+the real code paths (`--data_train Folder`, SRData, MSDataLoader, Model,
+Loss, Trainer.step):
+
+1. loader patches/s for --ext img (decode every access), --ext sep (decoded
+   arrays in RAM) and --ext sep with --cache_mem 0 (memory-mapped), after a
+   warm-up, with the configured --n_threads workers;
+2. training iterations/s split into data wait and compute, for eager fp32 and
+   each speed option (--amp bf16/fp16, --channels_last, --compile and
+   combinations), with the ratio to eager fp32;
+3. inference output megapixels/s and frames/s per option;
+4. peak memory: RSS (VmHWM, reset per option where Linux allows it, else the
+   process-wide ru_maxrss) and torch.cuda.max_memory_allocated on CUDA;
+and the ratio of loader patches/s to the patches/s training consumes.
+An option that fails prints 'unsupported: <reason>' in its row.
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+OPTIONS = {  # name -> main.py flags
+    'eager fp32': [],
+    '--amp bf16': ['--amp', 'bf16'],
+    '--amp fp16': ['--amp', 'fp16'],
+    '--channels_last': ['--channels_last'],
+    '--compile': ['--compile'],
+    'bf16+channels_last': ['--amp', 'bf16', '--channels_last'],
+    'bf16+channels_last+compile': ['--amp', 'bf16', '--channels_last', '--compile'],
+}
+ALIASES = {'eager': 'eager fp32', 'fp32': 'eager fp32', 'bf16': '--amp bf16', 'fp16': '--amp fp16',
+           'cl': '--channels_last', 'channels_last': '--channels_last', 'compile': '--compile',
+           'bf16+cl': 'bf16+channels_last', 'bf16+cl+compile': 'bf16+channels_last+compile'}
+
+PRESETS = {
+    # images: synthetic training PNGs; loader/train/infer: (warm-up, timed) counts
+    'default': dict(n_resblocks=16, n_feats=64, scale=2, batch=16, patch=96, images=8, size=(2040, 1356),
+                    loader=(4, 40), train=(3, 10), infer=(1, 3), infer_size=(1280, 720), compile='full'),
+    'quick': dict(n_resblocks=16, n_feats=64, scale=2, batch=4, patch=48, images=6, size=(2040, 1356),
+                  loader=(2, 24), train=(2, 4), infer=(1, 2), infer_size=(320, 180), compile='tiny'),
+    'smoke': dict(n_resblocks=2, n_feats=16, scale=2, batch=2, patch=48, images=2, size=(320, 240),
+                  loader=(1, 1), train=(1, 1), infer=(1, 1), infer_size=(64, 48), compile='skip'),
+}
+TINY = dict(n_resblocks=1, n_feats=8)
+
+
+# ---- synthetic data -----------------------------------------------------------
+def synthetic_image(seed, w, h):
+    """Random but structured uint8 RGB: smooth gradients, oriented waves, flat
+    blocks with sharp edges, and fine noise (PNG-compresses like a photo)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(h, dtype=np.float32)[:, None]
+    x = np.arange(w, dtype=np.float32)[None, :]
+    img = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        acc = 96 + 48 * (x / w) * rng.uniform(-1, 1) + 48 * (y / h) * rng.uniform(-1, 1)
+        for _ in range(3):  # separable products of waves
+            fx, fy = rng.uniform(0.003, 0.08, 2)
+            acc = acc + rng.uniform(8, 24) * np.sin(fx * x + rng.uniform(0, 6.3)) * np.cos(fy * y + rng.uniform(0, 6.3))
+        img[..., c] = acc
+    cell = 48
+    blocks = rng.integers(-40, 41, (h // cell + 1, w // cell + 1, 3)).astype(np.float32)
+    img += np.repeat(np.repeat(blocks, cell, 0), cell, 1)[:h, :w]
+    img += rng.integers(-6, 7, (h, w, 1), dtype=np.int8).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_images(folder, n, w, h, threads):
+    import imageio.v3 as iio
+    os.makedirs(folder, exist_ok=True)
+
+    def one(i):
+        iio.imwrite(os.path.join(folder, f'{i:04d}.png'), synthetic_image(i, w, h))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        list(pool.map(one, range(n)))
+
+
+# ---- helpers ------------------------------------------------------------------
+class Log:
+    """The checkpoint interface Model/Loss/Trainer use; keeps the lines."""
+
+    def __init__(self, d):
+        self.dir = d
+        self.lines = []
+
+    def write_log(self, log, refresh=False, quiet=False):
+        self.lines.append(str(log))
+
+    def get_path(self, *sub):
+        return os.path.join(self.dir, *sub)
+
+
+class Loaders:
+    def __init__(self, train):
+        self.loader_train = train
+        self.loader_test = []
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def reset_peak():
+    """Reset the RSS high-water mark (Linux /proc/self/clear_refs 5); True on success."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib(resettable):
+    if resettable:
+        try:
+            with open('/proc/self/status') as f:
+                for line in f:
+                    if line.startswith('VmHWM:'):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return ru_maxrss_mib(resource.RUSAGE_SELF)
+
+
+def ru_maxrss_mib(who):
+    kb = resource.getrusage(who).ru_maxrss
+    return kb / 1024 / (1024 if sys.platform == 'darwin' else 1)  # macOS reports bytes
+
+
+def one_line(e):
+    msg = str(e).strip().splitlines()
+    return f'{type(e).__name__}: {msg[0][:160]}' if msg else type(e).__name__
+
+
+# ---- the benchmark --------------------------------------------------------------
+class Bench:
+    def __init__(self, cfg, opts):
+        self.cfg, self.opts = cfg, opts
+        self.tmp = tempfile.mkdtemp(prefix='srlab_bench_')
+        self.hr_dir = os.path.join(self.tmp, 'hr')
+        self.cache = os.path.join(self.tmp, 'cache')
+        self.device = torch.device('cuda' if torch.cuda.is_available() and not opts.cpu else 'cpu')
+        self.notes = []
+
+    def argv(self, ext='sep', model=None, extra=(), batches=10):
+        c = self.cfg
+        m = model or c
+        a = ['--model', 'EDSR', '--scale', str(c['scale']), '--n_resblocks', str(m['n_resblocks']),
+             '--n_feats', str(m['n_feats']), '--batch_size', str(c['batch']), '--patch_size', str(c['patch']),
+             '--data_train', 'Folder', '--dir_train', self.hr_dir, '--data_test', 'Folder',
+             '--dir_cache', self.cache, '--ext', ext, '--n_threads', str(self.opts.n_threads),
+             '--test_every', str(batches), '--save', 'benchmark', '--seed', '1']
+        if self.device.type == 'cpu':
+            a.append('--cpu')
+        return a + list(extra)
+
+    def args(self, *a, **k):
+        import option
+        return option.parse_args(self.argv(*a, **k))
+
+    def dataset(self, args):
+        from data import make_dataset
+        return make_dataset(args, 'Folder', train=True)
+
+    # (0) data ------------------------------------------------------------------
+    def make_data(self):
+        c = self.cfg
+        t0 = time.perf_counter()
+        write_images(self.hr_dir, c['images'], *c['size'], os.cpu_count() or 1)
+        self.t_images = time.perf_counter() - t0
+        # first dataset: bicubic LR (x scale) and the .npy cache, built by the thread pool
+        t0 = time.perf_counter()
+        self.dataset(self.args('img', batches=1))
+        self.t_lr = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ds = self.dataset(self.args('sep', batches=1))
+        self.t_npy = time.perf_counter() - t0
+        self.data_mib = ds.mem_bytes / 2 ** 20
+
+    # (1) loader ----------------------------------------------------------------
+    def loader_rate(self, ext, extra=()):
+        from dataloader import MSDataLoader
+        warm, n = self.cfg['loader']
+        args = self.args(ext, extra=extra, batches=warm + n)
+        ds = self.dataset(args)
+        loader = MSDataLoader(args, ds, train=True)
+        loader.set_epoch(1)
+        it = iter(loader)
+        for _ in range(warm):
+            next(it)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            next(it)
+        dt = time.perf_counter() - t0
+        workers = loader.num_workers
+        del it, loader
+        return dict(patches_per_s=n * self.cfg['batch'] / dt, workers=workers,
+                    in_ram_mib=ds.mem_bytes / 2 ** 20)
+
+    # (2)+(3) one speed option ------------------------------------------------------
+    def option(self, name, flags, model=None):
+        import loss as loss_mod
+        import model as model_mod
+        from dataloader import MSDataLoader
+        from trainer import Trainer
+        c = self.cfg
+        warm, n = c['train']
+        row = dict(option=name, flags=' '.join(flags), model='tiny' if model else 'main')
+        resettable = reset_peak()
+        trainer = m = it = None
+        try:
+            args = self.args('sep', model=model, extra=flags, batches=warm + n)
+            log = Log(self.tmp)
+            ds = self.dataset(args)
+            m = model_mod.Model(args, log)
+            lo = loss_mod.Loss(args, log)
+            loader = MSDataLoader(args, ds, train=True)
+            loader.set_epoch(1)
+            trainer = Trainer(args, Loaders(loader), m, lo, log)
+            lo.start_log()
+            m.train()
+            it = iter(loader)
+            wait = comp = 0.0
+            t_first = None
+            skipped = 0
+            for k in range(warm + n):
+                t0 = time.perf_counter()
+                lr, hr, names, idx_scale = next(it)
+                lr, hr = trainer.prepare(lr, hr)
+                t1 = time.perf_counter()
+                ok = trainer.step(lr, hr, idx_scale, names)
+                sync(self.device)
+                t2 = time.perf_counter()
+                if not ok:  # fp16: the gradient scaler backs off from its first scale
+                    skipped += 1
+                if k == 0:
+                    t_first = t2 - t0
+                if k >= warm:
+                    wait += t1 - t0
+                    comp += t2 - t1
+            del it
+            it = None
+            self._check_compiled(m, args, log)
+            row.update(it_per_s=n / (wait + comp), wait_ms=1e3 * wait / n, compute_ms=1e3 * comp / n,
+                       patches_per_s=n * c['batch'] / (wait + comp), first_step_s=t_first, skipped_steps=skipped)
+            if skipped == warm + n:
+                raise RuntimeError('every step was skipped: ' + log.lines[-1])
+            row.update(self.infer(trainer, m, args, log))
+        except Exception as e:
+            row['unsupported'] = one_line(e)
+        finally:
+            if trainer is not None:
+                trainer.close()
+            row['peak_rss_mib'] = peak_rss_mib(resettable)
+            row['peak_rss_kind'] = 'VmHWM' if resettable else 'ru_maxrss'
+            if self.device.type == 'cuda':
+                row['peak_cuda_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
+            del trainer, m, it
+            if '--compile' in flags:
+                torch._dynamo.reset()
+            gc.collect()
+        return row
+
+    def _check_compiled(self, m, args, log):
+        if args.compile and not m.compiled:
+            why = [ln for ln in log.lines if ln.startswith('--compile')]
+            raise RuntimeError(why[-1] if why else '--compile fell back to eager')
+
+    def infer(self, trainer, m, args, log):
+        c = self.cfg
+        w, h = c['infer_size']
+        s = c['scale']
+        warm, n = c['infer']
+        x = torch.from_numpy(synthetic_image(123, w, h).transpose(2, 0, 1).copy()).float()[None].to(self.device)
+        m.eval()
+        times = []
+        with torch.no_grad(), trainer.autocast():
+            for k in range(warm + n):
+                sync(self.device)
+                t0 = time.perf_counter()
+                y = m(x, 0)
+                sync(self.device)
+                if k >= warm:
+                    times.append(time.perf_counter() - t0)
+        assert y.shape[-2:] == (h * s, w * s)
+        self._check_compiled(m, args, log)
+        t = sum(times) / len(times)
+        return dict(infer_mp_per_s=h * s * w * s / 1e6 / t, infer_fps=1 / t)
+
+    # ---- run ----------------------------------------------------------------------
+    def run(self):
+        c, o = self.cfg, self.opts
+        res = dict(config=self.config(), loader={}, options=[], notes=self.notes)
+        self.make_data()
+        res['data'] = dict(images_s=self.t_images, lr_build_s=self.t_lr, npy_build_s=self.t_npy,
+                           decoded_mib=self.data_mib)
+        print(self.header(), flush=True)
+        print(f'data: {c["images"]} images written in {self.t_images:.1f} s; bicubic LR x{c["scale"]} built in '
+              f'{self.t_lr:.1f} s and the .npy cache in {self.t_npy:.1f} s by {max(1, o.n_threads)} threads; '
+              f'{self.data_mib:.0f} MiB decoded', flush=True)
+        for name, ext, extra in (('--ext img', 'img', ()), ('--ext sep', 'sep', ()),
+                                 ('--ext sep --cache_mem 0', 'sep', ('--cache_mem', '0'))):
+            try:
+                res['loader'][name] = self.loader_rate(ext, extra)
+            except Exception as e:
+                res['loader'][name] = dict(unsupported=one_line(e))
+        print(self.loader_table(res['loader']), flush=True)
+
+        names = self.option_names()
+        main_names = [nm for nm in names if '--compile' not in OPTIONS[nm] or c['compile'] == 'full']
+        compile_names = [nm for nm in names if nm not in main_names]
+        for nm in main_names:
+            res['options'].append(self.option(nm, OPTIONS[nm]))
+            print(self.option_line(res['options'][-1], res['options']), flush=True)
+        if compile_names and c['compile'] == 'skip':
+            self.notes.append(f'skipped ({", ".join(compile_names)}): torch.compile takes tens of seconds '
+                              'per shape on a CPU; run without --smoke to measure it')
+            for nm in compile_names:
+                res['options'].append(dict(option=nm, flags=' '.join(OPTIONS[nm]), model='main',
+                                           skipped='skipped: torch.compile takes tens of seconds per shape on a CPU'))
+                print(self.option_line(res['options'][-1], res['options']), flush=True)
+        elif compile_names:
+            self.notes.append(f'--compile rows use a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats '
+                              f'{TINY["n_feats"]}) and compare with its own eager fp32 row: compiling the full '
+                              'network takes ~40 s per shape on a CPU (run without --quick for it)')
+            for nm in ['eager fp32'] + compile_names:
+                res['options'].append(self.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
+                                                  OPTIONS[nm], model=TINY))
+                print(self.option_line(res['options'][-1], res['options']), flush=True)
+        res['ratio'] = self.ratios(res)
+        res['memory'] = dict(ru_maxrss_self_mib=ru_maxrss_mib(resource.RUSAGE_SELF),
+                             ru_maxrss_children_mib=ru_maxrss_mib(resource.RUSAGE_CHILDREN))
+        if self.device.type == 'cuda':
+            res['memory']['note'] = 'peak_cuda_mib per option: torch.cuda.max_memory_allocated after a reset'
+        return res
+
+    def option_names(self):
+        if not self.opts.options:
+            return list(OPTIONS)
+        out = []
+        for nm in self.opts.options.split(','):
+            nm = ALIASES.get(nm.strip(), nm.strip())
+            if nm not in OPTIONS:
+                raise SystemExit(f'benchmark.py: error: --options: unknown option {nm!r} '
+                                 f'(one of: {", ".join(list(ALIASES) + list(OPTIONS))})')
+            out.append(nm)
+        if 'eager fp32' not in out:
+            out.insert(0, 'eager fp32')
+        return out
+
+    def config(self):
+        c, o = self.cfg, self.opts
+        return dict(mode=o.mode, model='EDSR', n_resblocks=c['n_resblocks'], n_feats=c['n_feats'], scale=c['scale'],
+                    batch_size=c['batch'], patch_size=c['patch'], images=c['images'],
+                    image_size=f'{c["size"][0]}x{c["size"][1]}', n_threads=o.n_threads,
+                    loader_batches=dict(warmup=c['loader'][0], timed=c['loader'][1]),
+                    train_steps=dict(warmup=c['train'][0], timed=c['train'][1]),
+                    infer_frames=dict(warmup=c['infer'][0], timed=c['infer'][1]),
+                    infer_input=f'{c["infer_size"][0]}x{c["infer_size"][1]}', compile=c['compile'],
+                    device=str(self.device), device_name=self.device_name(), torch=torch.__version__,
+                    torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(), python=platform.python_version())
+
+    def device_name(self):
+        if self.device.type == 'cuda':
+            return torch.cuda.get_device_name(self.device)
+        return f'{platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()})'
+
+    def header(self):
+        c, o = self.cfg, self.opts
+        w, h = c['infer_size']
+        s = c['scale']
+        return (f'srlab benchmark ({o.mode}): EDSR x{s} (n_resblocks {c["n_resblocks"]}, n_feats {c["n_feats"]}), '
+                f'batch {c["batch"]}, HR patch {c["patch"]}; {c["images"]} synthetic {c["size"][0]}x{c["size"][1]} '
+                f'PNGs via --data_train Folder; --n_threads {o.n_threads}; inference {w}x{h} -> {w * s}x{h * s}\n'
+                f'device: {self.device} = {self.device_name()}, torch {torch.__version__}, '
+                f'{torch.get_num_threads()} torch threads; loader {c["loader"][1]} batches after {c["loader"][0]} '
+                f'warm-up, training {c["train"][1]} steps after {c["train"][0]}, inference {c["infer"][1]} '
+                f'frame(s) after {c["infer"][0]}')
+
+    def loader_table(self, loader):
+        lines = ['', f'{"loader":<28}{"patches/s":>11}{"workers":>9}{"in RAM MiB":>12}']
+        for name, r in loader.items():
+            if 'unsupported' in r:
+                lines.append(f'{name:<28}unsupported: {r["unsupported"]}')
+            else:
+                lines.append(f'{name:<28}{r["patches_per_s"]:>11.1f}{r["workers"]:>9}{r["in_ram_mib"]:>12.0f}')
+        return '\n'.join(lines)
+
+    HEAD = (f'{"option":<28}{"it/s":>8}{"x eager":>9}{"wait ms":>9}{"comp ms":>9}{"patch/s":>9}'
+            f'{"infer MP/s":>11}{"x eager":>9}{"frames/s":>9}{"RSS MiB":>9}')
+
+    def option_line(self, r, rows):
+        if len(rows) == 1 or r['option'] == 'eager fp32 (tiny)':
+            print('\n' + self.HEAD + ('  CUDA MiB' if self.device.type == 'cuda' else ''))
+        name = r['option'] + (' (tiny)' if r.get('model') == 'tiny' and '(tiny)' not in r['option'] else '')
+        if 'skipped' in r:
+            return f'{name:<28}{r["skipped"]}'
+        if 'unsupported' in r:
+            return f'{name:<28}unsupported: {r["unsupported"]}'
+        base = next((b for b in rows if b.get('model') == r.get('model') and b['option'].startswith('eager fp32')
+                     and 'it_per_s' in b), None)
+        ratio = f'{r["it_per_s"] / base["it_per_s"]:.2f}x' if base else '-'
+        iratio = f'{r["infer_mp_per_s"] / base["infer_mp_per_s"]:.2f}x' if base else '-'
+        r['x_eager_train'] = r['it_per_s'] / base['it_per_s'] if base else None
+        r['x_eager_infer'] = r['infer_mp_per_s'] / base['infer_mp_per_s'] if base else None
+        line = (f'{name:<28}{r["it_per_s"]:>8.2f}{ratio:>9}{r["wait_ms"]:>9.1f}{r["compute_ms"]:>9.1f}'
+                f'{r["patches_per_s"]:>9.1f}{r["infer_mp_per_s"]:>11.3f}{iratio:>9}{r["infer_fps"]:>9.2f}'
+                f'{r["peak_rss_mib"]:>9.0f}')
+        if 'peak_cuda_mib' in r:
+            line += f'{r["peak_cuda_mib"]:>10.0f}'
+        return line
+
+    def ratios(self, res):
+        sep = res['loader'].get('--ext sep', {})
+        rows = [r for r in res['options'] if r.get('model') == 'main' and 'it_per_s' in r]
+        if 'patches_per_s' not in sep or not rows:
+            return {}
+        eager = next((r for r in rows if r['option'] == 'eager fp32'), None)
+        fast = max(rows, key=lambda r: r['patches_per_s'])
+        out = {'loader_patches_per_s': sep['patches_per_s']}
+        lines = []
+        for tag, r in (('eager fp32', eager), ('fastest: ' + fast['option'], fast)):
+            if r is None:
+                continue
+            q = sep['patches_per_s'] / r['patches_per_s']
+            out[tag] = dict(train_patches_per_s=r['patches_per_s'], loader_over_train=q)
+            lines.append(f'{tag}: {r["patches_per_s"]:.1f} patches/s -> {q:.1f}x')
+        img = res['loader'].get('--ext img', {})
+        if 'patches_per_s' in img:
+            out['ext_img_over_fastest_train'] = img['patches_per_s'] / fast['patches_per_s']
+        print(f'\nloader (--ext sep, {sep["workers"]} workers) {sep["patches_per_s"]:.1f} patches/s / patches/s '
+              f'consumed by training: ' + '; '.join(lines) + ' (target >= 3x)'
+              + (f'; --ext img: {out["ext_img_over_fastest_train"]:.1f}x the fastest' if 'patches_per_s' in img else ''))
+        return out
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(prog='benchmark.py', description=__doc__.split('\n')[0])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--quick', action='store_true', help='< 3 minutes on 2 CPU cores: batch 4, patch 48, 320x180 '
+                   'inference, fewer iterations, --compile on a tiny model')
+    g.add_argument('--smoke', action='store_true', help='every measurement once, small model and images (a test)')
+    p.add_argument('--json', default='', help='also write the results to this JSON file')
+    p.add_argument('--n_threads', type=int, default=6, help='loader workers (as main.py; capped at the CPU count)')
+    p.add_argument('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
+    p.add_argument('--options', default='', help='comma-separated subset: eager, bf16, fp16, cl, compile, '
+                   'bf16+cl, bf16+cl+compile (default: all)')
+    p.add_argument('--compile_model', choices=('full', 'tiny', 'skip'), default=None,
+                   help='the --compile rows: full network, a tiny EDSR, or skipped (default: full; tiny with --quick)')
+    p.add_argument('--train_steps', type=int, default=0, help='timed training steps (default: by mode)')
+    p.add_argument('--batch_size', type=int, default=0, help='override the batch size of the mode')
+    p.add_argument('--keep', action='store_true', help='keep the temporary folder (printed)')
+    o = p.parse_args(argv)
+    o.mode = 'quick' if o.quick else 'smoke' if o.smoke else 'default'
+    return o
+
+
+def main(argv=None):
+    o = parse(argv)
+    cfg = dict(PRESETS[o.mode])
+    if o.compile_model:
+        cfg['compile'] = o.compile_model
+    if o.train_steps:
+        cfg['train'] = (cfg['train'][0], o.train_steps)
+    if o.batch_size:
+        cfg['batch'] = o.batch_size
+    torch.manual_seed(0)
+    b = Bench(cfg, o)
+    t0 = time.perf_counter()
+    try:
+        res = b.run()
+    finally:
+        if o.keep:
+            print(f'kept {b.tmp}')
+        else:
+            b.cleanup()
+    res['wall_s'] = time.perf_counter() - t0
+    for n in b.notes:
+        print('note: ' + n)
+    m = res['memory']
+    print(f'peak RSS (ru_maxrss): this process {m["ru_maxrss_self_mib"]:.0f} MiB, loader workers '
+          f'{m["ru_maxrss_children_mib"]:.0f} MiB (largest); RSS MiB column: per option '
+          f'({"VmHWM reset before each" if any(r.get("peak_rss_kind") == "VmHWM" for r in res["options"]) else "cumulative ru_maxrss"})')
+    print(f'total {res["wall_s"]:.0f} s')
+    if o.json:
+        with open(o.json, 'w') as f:
+            json.dump(res, f, indent=1)
+        print(f'wrote {o.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Data: benchmark folders (provided or generated+cached LR), DIV2K layout and
+--data_range, Demo, channel conversion, --ext img|sep|sep-reset, mod-crop,
+and nothing ever written inside --dir_data."""
+import os
+import shutil
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
+
+import option  # noqa: E402
+from conftest import SHARED, run_main  # noqa: E402
+from data import common, make_dataset  # noqa: E402
+from data.imresize import imresize  # noqa: E402
+
+
+def smooth_image(rng, h, w, c=3):
+    """A random but smooth uint8 image (so bicubic has something to do)."""
+    small = rng.integers(0, 256, (h // 4 + 2, w // 4 + 2, c)).astype(np.float64)
+    big = np.kron(small, np.ones((4, 4, 1)))[:h, :w]
+    return np.clip(big + rng.normal(0, 8, big.shape), 0, 255).astype(np.uint8)
+
+
+def write_png16(path, arr):
+    """A 16-bit PNG (gray, RGB or RGBA) written by hand: Pillow cannot write 16-bit RGB."""
+    arr = np.asarray(arr).astype('>u2')
+    h, w = arr.shape[:2]
+    ct = 0 if arr.ndim == 2 else {3: 2, 4: 6}[arr.shape[2]]
+    raw = b''.join(b'\x00' + arr[y].tobytes() for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+    Path(path).write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, ct, 0, 0, 0))
+                           + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+
+
+def args_for(tmp_path, *extra, data_test='Mini', scale='2+3+4', ext='img'):
+    return option.parse_args(['--test_only', '--cpu', '--n_threads', '0', '--data_test', data_test,
+                              '--scale', scale, '--ext', ext, '--dir_data', str(tmp_path / 'data'),
+                              '--dir_cache', str(tmp_path / 'cache'), '--dir_demo', str(tmp_path / 'demo')]
+                             + list(extra))
+
+
+def tensor_to_uint8(t):
+    a = t.numpy().transpose(1, 2, 0)
+    assert np.all(a == np.round(a))
+    return a.astype(np.uint8)
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in Path(folder).rglob('*')}
+
+
+@pytest.fixture
+def mini(tmp_path):
+    """<tmp>/data/benchmark/Mini/HR with three images whose sizes are not multiples of 2, 3 or 4."""
+    rng = np.random.default_rng(0)
+    hr_dir = tmp_path / 'data' / 'benchmark' / 'Mini' / 'HR'
+    hr_dir.mkdir(parents=True)
+    imgs = {'a': smooth_image(rng, 50, 47), 'b': smooth_image(rng, 37, 61), 'c': smooth_image(rng, 48, 48)}
+    for k, v in imgs.items():
+        iio.imwrite(hr_dir / f'{k}.png', v)
+    return imgs
+
+
+@pytest.mark.parametrize('ext', ['img', 'sep'])
+def test_benchmark_generated_lr_is_matlab_bicubic_of_modcropped_hr(tmp_path, mini, ext):
+    before = snapshot(tmp_path / 'data')
+    ds = make_dataset(args_for(tmp_path, ext=ext), 'Mini', train=False)
+    assert len(ds) == 3 and ds.name == 'Mini'
+    for si, s in enumerate((2, 3, 4)):
+        ds.set_scale(si)
+        for i, name in enumerate(sorted(mini)):
+            lr, hr, fname, idx = ds[i]
+            assert fname == name and idx == si
+            h, w = mini[name].shape[:2]
+            want_hr = mini[name][:h - h % s, :w - w % s]
+            np.testing.assert_array_equal(tensor_to_uint8(hr), want_hr)
+            np.testing.assert_array_equal(tensor_to_uint8(lr), imresize(want_hr, 1 / s))
+    assert snapshot(tmp_path / 'data') == before
+    cached = sorted(p.name for p in (tmp_path / 'cache').rglob('*x3.png'))
+    assert cached == ['ax3.png', 'bx3.png', 'cx3.png']
+    if ext == 'sep':
+        assert len(list((tmp_path / 'cache').rglob('*.npy'))) == 3 * 4
+
+
+def test_benchmark_uses_provided_lr(tmp_path, mini):
+    lr_dir = tmp_path / 'data' / 'benchmark' / 'Mini' / 'LR_bicubic' / 'X2'
+    lr_dir.mkdir(parents=True)
+    mark = np.full((25, 23, 3), 7, np.uint8)  # a: 50x47 -> 50x46 -> 25x23
+    iio.imwrite(lr_dir / 'ax2.png', mark)
+    ds = make_dataset(args_for(tmp_path, scale='2'), 'Mini', train=False)
+    lr, hr, name, _ = ds[0]
+    assert name == 'a'
+    np.testing.assert_array_equal(tensor_to_uint8(lr), mark)
+    lr_b, _, name_b, _ = ds[1]  # no file given for b: generated
+    np.testing.assert_array_equal(tensor_to_uint8(lr_b), imresize(mini['b'][:36, :60], 0.5))
+    assert not list((tmp_path / 'cache').rglob('ax2.png'))
+
+
+def test_provided_lr_of_wrong_size_is_an_error(tmp_path, mini):
+    lr_dir = tmp_path / 'data' / 'benchmark' / 'Mini' / 'LR_bicubic' / 'X2'
+    lr_dir.mkdir(parents=True)
+    iio.imwrite(lr_dir / 'ax2.png', np.zeros((20, 20, 3), np.uint8))
+    ds = make_dataset(args_for(tmp_path, scale='2'), 'Mini', train=False)
+    with pytest.raises(common.DataError, match='ax2.png'):
+        ds[0]
+
+
+def test_stale_generated_lr_is_rebuilt(tmp_path, mini):
+    """A generated LR is rebuilt when its HR image changed since."""
+    make_dataset(args_for(tmp_path, scale='2'), 'Mini', train=False)
+    hr_path = tmp_path / 'data' / 'benchmark' / 'Mini' / 'HR' / 'a.png'
+    new = 255 - mini['a']
+    iio.imwrite(hr_path, new)
+    st = hr_path.stat()
+    os.utime(hr_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    for ext in ('img', 'sep'):
+        lr, hr, _, _ = make_dataset(args_for(tmp_path, scale='2', ext=ext), 'Mini', train=False)[0]
+        np.testing.assert_array_equal(tensor_to_uint8(hr), new[:50, :46])
+        np.testing.assert_array_equal(tensor_to_uint8(lr), imresize(new[:50, :46], 0.5))
+
+
+def test_generated_lr_follows_n_colors(tmp_path, mini):
+    """--n_colors 1 after a --n_colors 3 run in the same cache: LR is bicubic of the Y HR image."""
+    make_dataset(args_for(tmp_path, scale='3'), 'Mini', train=False)[0]
+    lr, hr, _, _ = make_dataset(args_for(tmp_path, '--n_colors', '1', scale='3'), 'Mini', train=False)[0]
+    y = common.rgb_to_y_uint8(mini['a'][:48, :45])[..., None]
+    np.testing.assert_array_equal(tensor_to_uint8(hr), y)
+    np.testing.assert_array_equal(tensor_to_uint8(lr), imresize(y, 1 / 3))
+
+
+def test_sep_cache_and_reset(tmp_path, mini):
+    args = args_for(tmp_path, scale='2', ext='sep')
+    ds = make_dataset(args, 'Mini', train=False)
+    npys = sorted((tmp_path / 'cache').rglob('*.npy'))
+    assert len(npys) == 6 and all(str(p).startswith(str(tmp_path / 'cache')) for p in npys)
+    hr_npy = [p for p in npys if p.name == 'a.png.npy'][0]
+    # the decoded array is what is read: overwrite it, a plain 'sep' run uses it
+    np.save(hr_npy, np.zeros_like(np.load(hr_npy)))
+    mtime = hr_npy.stat().st_mtime_ns
+    _, hr, _, _ = make_dataset(args, 'Mini', train=False)[0]
+    assert hr.abs().sum() == 0 and hr_npy.stat().st_mtime_ns == mtime
+    # sep-reset rebuilds every cached file
+    mtimes = {p: p.stat().st_mtime_ns for p in npys}
+    _, hr, _, _ = make_dataset(args_for(tmp_path, scale='2', ext='sep-reset'), 'Mini', train=False)[0]
+    np.testing.assert_array_equal(tensor_to_uint8(hr), mini['a'][:50, :46])
+    assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
+    assert ds.name == 'Mini'
+
+
+def test_modcrop_before_lr_and_compare(tmp_path):
+    rng = np.random.default_rng(1)
+    hr_dir = tmp_path / 'data' / 'benchmark' / 'Odd' / 'HR'
+    hr_dir.mkdir(parents=True)
+    img = smooth_image(rng, 50, 47)
+    iio.imwrite(hr_dir / 'x.png', img)
+    ds = make_dataset(args_for(tmp_path, data_test='Odd', scale='3'), 'Odd', train=False)
+    lr, hr, _, _ = ds[0]
+    assert tuple(hr.shape) == (3, 48, 45) and tuple(lr.shape) == (3, 16, 15)
+
+
+# ---- DIV2K ------------------------------------------------------------------
+@pytest.fixture
+def fake_div2k(tmp_path):
+    rng = np.random.default_rng(2)
+    root = tmp_path / 'data' / 'DIV2K'
+    imgs = {}
+    for split, numbers in (('train', range(1, 5)), ('valid', range(5, 7))):
+        (root / f'DIV2K_{split}_HR').mkdir(parents=True)
+        for n in numbers:
+            imgs[n] = rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)
+            iio.imwrite(root / f'DIV2K_{split}_HR' / f'{n:04d}.png', imgs[n])
+            if split == 'train':  # LR given for the training split
+                d = root / 'DIV2K_train_LR_bicubic' / 'X2'
+                d.mkdir(parents=True, exist_ok=True)
+                iio.imwrite(d / f'{n:04d}x2.png', imresize(imgs[n], 0.5))
+    return imgs
+
+
+def test_div2k_layout_and_data_range(tmp_path, fake_div2k):
+    before = snapshot(tmp_path / 'data')
+    args = args_for(tmp_path, '--data_range', '2-4/5-6', '--patch_size', '16', '--batch_size', '2',
+                    '--test_every', '1', '--no_augment', data_test='DIV2K', scale='2')
+    train = make_dataset(args, 'DIV2K', train=True)
+    assert [Path(p).stem for p in train.images_hr] == ['0002', '0003', '0004']
+    assert [Path(p).name for p in train.images_lr[0]] == ['0002x2.png', '0003x2.png', '0004x2.png']
+    lr, hr, name, idx = train[(1, 0, 1234)]
+    assert name == '0003' and idx == 0
+    assert tuple(lr.shape) == (3, 8, 8) and tuple(hr.shape) == (3, 16, 16)
+    lr, hr = tensor_to_uint8(lr), tensor_to_uint8(hr)
+    full_lr, full_hr = imresize(fake_div2k[3], 0.5), fake_div2k[3]
+    hits = [(y, x) for y in range(full_lr.shape[0] - 7) for x in range(full_lr.shape[1] - 7)
+            if np.array_equal(full_lr[y:y + 8, x:x + 8], lr)]
+    assert len(hits) == 1
+    y, x = hits[0]
+    np.testing.assert_array_equal(full_hr[2 * y:2 * y + 16, 2 * x:2 * x + 16], hr)  # aligned patch
+    # the same seed gives the same patch
+    np.testing.assert_array_equal(tensor_to_uint8(train[(1, 0, 1234)][0]), lr)
+
+    test = make_dataset(args, 'DIV2K', train=False)
+    assert len(test) == 2
+    for i, n in enumerate((5, 6)):
+        lr, hr, name, _ = test[i]
+        assert name == f'{n:04d}'
+        np.testing.assert_array_equal(tensor_to_uint8(hr), fake_div2k[n])
+        np.testing.assert_array_equal(tensor_to_uint8(lr), imresize(fake_div2k[n], 0.5))
+    assert snapshot(tmp_path / 'data') == before
+
+
+def test_div2k_missing_image_in_range(tmp_path, fake_div2k):
+    args = args_for(tmp_path, '--data_range', '1-4/5-9', data_test='DIV2K', scale='2')
+    with pytest.raises(common.DataError, match='0007'):
+        make_dataset(args, 'DIV2K', train=False)
+
+
+# ---- channel conversion ------------------------------------------------------
+def test_read_image_conversions(tmp_path):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (6, 7), dtype=np.uint8)
+    y = np.floor(16 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255 + 0.5)
+
+    iio.imwrite(tmp_path / 'rgb.png', rgb)
+    iio.imwrite(tmp_path / 'gray.png', gray)
+    iio.imwrite(tmp_path / 'rgba.png', np.dstack([rgb, rng.integers(0, 256, (6, 7), dtype=np.uint8)]))
+    Image.fromarray(np.dstack([gray, 255 - gray]), 'LA').save(tmp_path / 'la.png')
+    pal = Image.fromarray(rgb).convert('P', palette=Image.Palette.ADAPTIVE, colors=5)
+    pal.save(tmp_path / 'pal.png')
+    pal_rgb = np.array(pal.convert('RGB'))
+    g16 = rng.integers(0, 65536, (6, 7)).astype(np.uint16)
+    write_png16(tmp_path / 'g16.png', g16)
+    c16 = rng.integers(0, 65536, (6, 7, 3)).astype(np.uint16)
+    write_png16(tmp_path / 'c16.png', c16)
+
+    def read(name, c):
+        a = common.read_image(str(tmp_path / name), c)
+        assert a.dtype == np.uint8 and a.shape == (6, 7, c)
+        return a
+
+    np.testing.assert_array_equal(read('rgb.png', 3), rgb)
+    np.testing.assert_array_equal(read('rgb.png', 1)[..., 0], y)
+    np.testing.assert_array_equal(read('gray.png', 3), np.dstack([gray] * 3))
+    np.testing.assert_array_equal(read('gray.png', 1)[..., 0], gray)
+    np.testing.assert_array_equal(read('rgba.png', 3), rgb)
+    np.testing.assert_array_equal(read('rgba.png', 1)[..., 0], y)
+    np.testing.assert_array_equal(read('la.png', 3), np.dstack([gray] * 3))
+    np.testing.assert_array_equal(read('la.png', 1)[..., 0], gray)
+    np.testing.assert_array_equal(read('pal.png', 3), pal_rgb)
+    g16_8 = np.floor(g16 / 257 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(read('g16.png', 1)[..., 0], g16_8)
+    np.testing.assert_array_equal(read('g16.png', 3), np.dstack([g16_8] * 3))
+    # 16-bit RGB: Pillow decodes only the high byte, so within one level of v/257
+    assert np.abs(read('c16.png', 3).astype(int) - c16 / 257).max() <= 1.0
+    # GIF (palette; imageio reads even a single frame as a stack): the first frame
+    frames = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+    frames[0].save(tmp_path / 'one.gif')
+    frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:])
+    first = np.array(Image.open(tmp_path / 'anim.gif').convert('RGB'))
+    np.testing.assert_array_equal(read('anim.gif', 3), first)
+    np.testing.assert_array_equal(read('one.gif', 3), np.array(Image.open(tmp_path / 'one.gif').convert('RGB')))
+
+
+def test_gray_hr_in_a_benchmark_set(tmp_path):
+    rng = np.random.default_rng(4)
+    hr_dir = tmp_path / 'data' / 'benchmark' / 'G' / 'HR'
+    hr_dir.mkdir(parents=True)
+    g = smooth_image(rng, 24, 24, 1)[..., 0]
+    iio.imwrite(hr_dir / 'g.png', g)
+    lr, hr, _, _ = make_dataset(args_for(tmp_path, data_test='G', scale='2'), 'G', train=False)[0]
+    np.testing.assert_array_equal(tensor_to_uint8(hr), np.dstack([g] * 3))
+    np.testing.assert_array_equal(tensor_to_uint8(lr), imresize(np.dstack([g] * 3), 0.5))
+    lr, hr, _, _ = make_dataset(args_for(tmp_path, '--n_colors', '1', data_test='G', scale='2'), 'G', train=False)[0]
+    assert hr.shape[0] == 1 and lr.shape[0] == 1
+    np.testing.assert_array_equal(tensor_to_uint8(hr)[..., 0], g)
+
+
+# ---- Demo -------------------------------------------------------------------
+def test_demo_saves_sr_without_metrics(tmp_path, exp_name, exp_dir, capsys):
+    rng = np.random.default_rng(5)
+    demo = tmp_path / 'demo'
+    demo.mkdir()
+    rgb = smooth_image(rng, 12, 10)
+    gray = smooth_image(rng, 9, 11, 1)[..., 0]
+    iio.imwrite(demo / 'rgb.png', rgb)
+    iio.imwrite(demo / 'gray.png', gray)
+    iio.imwrite(demo / 'rgba.png', np.dstack([rgb, np.full((12, 10), 128, np.uint8)]))
+    Image.fromarray(rgb).convert('P', palette=Image.Palette.ADAPTIVE, colors=6).save(demo / 'pal.png')
+    pal_rgb = np.array(Image.open(demo / 'pal.png').convert('RGB'))
+    g16 = (gray.astype(np.uint16) * 257)
+    write_png16(demo / 'g16.png', g16)
+    save = exp_name('demo')
+    code, out, err = run_main(['--model', 'Bicubic', '--scale', '2+3', '--test_only', '--data_test', 'Demo',
+                               '--dir_demo', demo, '--save_results', '--save', save, '--cpu', '--n_threads', '0',
+                               '--dir_cache', tmp_path / 'cache'], capsys)
+    assert code == 0, err
+    res = exp_dir(save) / 'results-Demo'
+    inputs = {'rgb': rgb, 'gray': np.dstack([gray] * 3), 'rgba': rgb, 'pal': pal_rgb, 'g16': np.dstack([gray] * 3)}
+    for s in (2, 3):
+        for name, lr in inputs.items():
+            sr = iio.imread(res / f'{name}_x{s}_SR.png')
+            np.testing.assert_array_equal(sr, imresize(lr, s))
+    assert len(list(res.iterdir())) == 10
+    import json
+    results = json.loads((exp_dir(save) / 'results.json').read_text())
+    assert set(results['Demo']) == {'2', '3'}
+    assert all('psnr' not in v and 'seconds_per_image' in v for v in results['Demo'].values())
+
+
+@pytest.mark.skipif(not (SHARED / 'benchmark' / 'Set5' / 'HR').is_dir(), reason=f'no Set5 in {SHARED}')
+def test_nothing_written_in_dir_data(tmp_path, exp_name, capsys):
+    data = tmp_path / 'data'
+    shutil.copytree(SHARED / 'benchmark' / 'Set5' / 'HR', data / 'benchmark' / 'Set5' / 'HR')
+    before = snapshot(data)
+    code, out, err = run_main(['--model', 'Bicubic', '--scale', '2+4', '--test_only', '--data_test', 'Set5',
+                               '--dir_data', data, '--dir_cache', tmp_path / 'cache', '--save', exp_name('nowrite'),
+                               '--cpu', '--n_threads', '0', '--ext', 'sep'], capsys)
+    assert code == 0, err
+    assert snapshot(data) == before
+    lrs = sorted(p.name for p in (tmp_path / 'cache').rglob('*.png') if 'LR_bicubic' in str(p))
+    assert lrs == sorted(f'{n}x{s}.png' for n in ('baby', 'bird', 'butterfly', 'head', 'woman') for s in (2, 4))
+    assert len(list((tmp_path / 'cache').rglob('*.npy'))) == 5 * 3

@@ -1,0 +1,182 @@
+"""Perceptual (VGG) and adversarial loss terms: weights loading, GAN steps,
+saving/restoring the discriminator, and a train + resume run through main."""
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / 'src'
+sys.path.insert(0, str(SRC))
+
+import option  # noqa: E402
+import utility  # noqa: E402
+from loss import Loss  # noqa: E402
+from loss.vgg import VGG19  # noqa: E402
+
+
+class FakeCkp:
+    def __init__(self, d='.'):
+        self.dir, self.lines = str(d), []
+
+    def write_log(self, log, refresh=False, quiet=False):
+        self.lines.append(log)
+
+
+def make_args(*extra):
+    return option.parse_args(['--data_train', 'Sample', '--data_test', 'Sample', '--cpu',
+                              '--patch_size', '24', '--scale', '2', *extra])
+
+
+@pytest.fixture(scope='module')
+def vgg_file(tmp_path_factory):
+    """A random VGG19 saved in torchvision's vgg19 key layout (+ classifier keys)."""
+    torch.manual_seed(0)
+    sd = VGG19().state_dict()
+    assert sorted({k.split('.')[1] for k in sd}, key=int)[-1] == '34'  # features.0 ... features.34
+    sd.update({'classifier.0.weight': torch.zeros(4, 4), 'classifier.0.bias': torch.zeros(4),
+               'classifier.6.weight': torch.zeros(2, 4), 'classifier.6.bias': torch.zeros(2)})
+    p = tmp_path_factory.mktemp('vgg') / 'vgg19-dcbb9e9d.pth'
+    torch.save(sd, p)
+    return str(p)
+
+
+# ---- VGG ------------------------------------------------------------------
+def test_vgg54_loads_torchvision_weights_zero_on_equal_and_grows_with_noise(vgg_file):
+    loss = Loss(make_args('--loss', '1*VGG54', '--vgg_weights', vgg_file), FakeCkp())
+    vgg = loss.loss_module[0]
+    assert all(not p.requires_grad for p in vgg.vgg.parameters())
+    assert not any('vgg' in k or 'features' in k for k in loss.state_dict())   # not saved
+    torch.manual_seed(1)
+    hr = torch.rand(1, 3, 32, 32) * 255
+    noise = torch.randn_like(hr)
+    assert vgg(hr.clone(), hr).item() == 0
+    values = [vgg((hr + s * noise).clamp(0, 255), hr).item() for s in (5, 20, 60)]
+    assert 0 < values[0] < values[1] < values[2]
+    sr = (hr + 20 * noise).requires_grad_(True)
+    vgg(sr, hr).backward()
+    assert sr.grad.abs().sum() > 0
+
+
+def test_vgg_without_weights_fails_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
+    for extra in ([], ['--vgg_weights', str(tmp_path / 'missing.pth')]):
+        with pytest.raises(utility.SRLabError) as e:
+            Loss(make_args('--loss', '1*VGG22', '--dir_models', str(tmp_path), *extra), FakeCkp())
+        msg = str(e.value)
+        assert '\n' not in msg
+        assert '--vgg_weights' in msg and 'vgg19-dcbb9e9d.pth' in msg
+        assert 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth' in msg
+
+
+# ---- adversarial ----------------------------------------------------------
+def tiny_generator():
+    return nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
+
+
+def gan_steps(loss, gen, opt, lr, hr, n):
+    for _ in range(n):
+        opt.zero_grad()
+        total = loss(gen(lr) * 255, hr)
+        total.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize('gan_type,arch,k', [('GAN', 'srgan', 1), ('WGAN_GP', 'srgan', 1),
+                                             ('RGAN', 'srgan', 1), ('RGAN', 'patch', 2)])
+def test_gan_steps_update_both_networks_and_log(gan_type, arch, k, tmp_path):
+    torch.manual_seed(0)
+    ckp = FakeCkp(tmp_path)
+    loss = Loss(make_args('--loss', f'1*L1+0.1*{gan_type}', '--gan_arch', arch, '--gan_k', str(k)), ckp)
+    adv = loss.loss_module[1]
+    gen = tiny_generator()
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-3)
+    g0 = [p.detach().clone() for p in gen.parameters()]
+    d0 = {n: p.detach().clone() for n, p in adv.dis.named_parameters() if n.endswith('weight')}
+    lr, hr = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 24, 24) * 255
+    loss.start_log()
+    gan_steps(loss, gen, opt, lr, hr, 2)
+    assert all(not torch.equal(a, p) for a, p in zip(g0, gen.parameters()))
+    # every D weight moves (the last bias cancels out of the WGAN and RGAN losses)
+    assert all(not torch.equal(d0[n], p) for n, p in adv.dis.named_parameters() if n in d0)
+    assert loss.log[-1, 1] != 0 and torch.isfinite(loss.log[-1]).all()
+    assert adv.log[-1, 2] == 2 * k
+    line = loss.display_loss(1)
+    assert f'[{gan_type}:' in line and f'[{gan_type} D:' in line and ('acc' in line) == (gan_type != 'WGAN_GP')
+    loss.end_log(2)
+    assert any(s.startswith(f'Discriminator [{gan_type} D:') for s in ckp.lines)
+    if gan_type == 'WGAN_GP':  # plots of GAN are checked end to end below
+        adv.plot(str(tmp_path))
+        assert (tmp_path / 'loss_D_WGAN_GP.png').exists()
+
+
+def test_srgan_discriminator_rejects_other_sizes():
+    loss = Loss(make_args('--loss', '1*GAN'), FakeCkp())
+    with pytest.raises(utility.SRLabError, match='--patch_size'):
+        loss(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
+
+
+def test_gan_state_saved_and_restored(tmp_path):
+    args = make_args('--loss', '1*GAN', '--decay', '1', '--gamma', '0.5')
+    torch.manual_seed(0)
+    a = Loss(args, FakeCkp())
+    lr, hr = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 24, 24) * 255
+    gen = tiny_generator()
+    a.start_log()
+    a(gen(lr) * 255, hr)
+    a.end_log(1)                       # D lr decays after epoch 1
+    a.start_log()
+    a(gen(lr) * 255, hr)
+    torch.save(a.state_dict(), tmp_path / 'loss.pt')
+
+    torch.manual_seed(123)
+    b = Loss(args, FakeCkp())
+    b.load_state_dict(torch.load(tmp_path / 'loss.pt', weights_only=True))
+    da, db = a.loss_module[0], b.loss_module[0]
+    x = torch.rand(2, 3, 24, 24) * 255
+    da.dis.eval(), db.dis.eval()
+    with torch.no_grad():
+        assert torch.equal(da.dis(x), db.dis(x))
+    da.dis.train(), db.dis.train()
+    assert db.optimizer.param_groups[0]['lr'] == pytest.approx(0.5 * args.lr)
+    assert db.epochs == 1 and torch.equal(da.log, db.log)
+    sa, sb = da.optimizer.state_dict()['state'], db.optimizer.state_dict()['state']
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]['exp_avg'], sb[i]['exp_avg']) for i in sa)
+    # the same next update
+    sr = (gen(lr) * 255).detach()
+    da(sr, hr), db(sr, hr)
+    for p, q in zip(da.dis.parameters(), db.dis.parameters()):
+        assert torch.equal(p, q)
+
+
+# ---- end to end -------------------------------------------------------------
+def test_main_gan_train_then_resume(tmp_path):
+    import main
+    name = f'pytest_gan_{uuid.uuid4().hex[:8]}'
+    exp = REPO / 'experiment' / name
+    base = ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
+            '--data_train', 'Sample', '--data_test', 'Sample', '--patch_size', '48', '--batch_size', '2',
+            '--test_every', '2', '--loss', '1*L1+0.1*GAN', '--n_threads', '0', '--cpu',
+            '--dir_cache', str(tmp_path)]
+    cwd = os.getcwd()
+    try:
+        os.chdir(SRC)
+        assert main.main(base + ['--epochs', '1', '--save', name, '--reset']) == 0
+        assert (exp / 'loss_D_GAN.png').exists()
+        st1 = torch.load(exp / 'state.pt', weights_only=False)['loss']
+        assert main.main(base + ['--epochs', '2', '--load', name, '--resume', '-1']) == 0
+        st2 = torch.load(exp / 'state.pt', weights_only=False)['loss']
+        key = next(k for k in st1 if k.endswith('_extra_state'))
+        assert st1[key]['epochs'] == 1 and st2[key]['epochs'] == 2
+        assert torch.equal(st2[key]['log'][0], st1[key]['log'][0]) and len(st2[key]['log']) == 2
+        assert st2[key]['optimizer']['state'][0]['step'] == 2 * st1[key]['optimizer']['state'][0]['step']
+        log = (exp / 'log.txt').read_text()
+        assert log.count('Discriminator [GAN D:') == 2
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(exp, ignore_errors=True)
