@@ -24,6 +24,12 @@ class OptionError(ValueError):
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        # '-1e-4' and '-inf' are values, not flags (Python < 3.13 takes only '-1' and '-.5'),
+        # so `--lr -1e-4` reports the negative value instead of 'expected one argument'
+        self._negative_number_matcher = re.compile(r'^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-inf(inity)?$', re.I)
+
     def error(self, message):
         # one line, no usage dump
         self.exit(2, f'{self.prog}: error: {message}\n')

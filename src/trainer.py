@@ -314,7 +314,7 @@ class Trainer:
 
     def non_finite_weights(self):
         """Names of the weights (and buffers) holding NaN or inf."""
-        return [k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        return utility.non_finite(self.model.state_dict())
 
     def save_interrupted(self):
         """Save the state reached so far (mid-epoch or before the test of the

@@ -135,6 +135,11 @@ def is_main(args):
 
 
 # ---- small helpers ---------------------------------------------------------
+def non_finite(state):
+    """Keys of a state_dict whose floating-point tensors hold NaN or inf."""
+    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 class Timer:
     def __init__(self):
         self.acc = 0
@@ -333,7 +338,7 @@ class checkpoint:
     def save(self, trainer, epoch, is_best=False):
         if not self.main:
             return
-        bad = trainer.non_finite_weights()
+        bad = non_finite(trainer.model.state_dict())
         if bad:
             raise SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good state in {self.dir}')
         trainer.model.save(self.get_path('model'), epoch, is_best=is_best, ema_state=trainer.ema_state())

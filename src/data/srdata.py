@@ -70,7 +70,8 @@ class SRData(Dataset):
         self.mem_bytes = 0
         entries = self._scan()
         if not entries:
-            raise DataError(f'{name}: no images found in {self.dir_hr}' + (f' (expected {self.layout})' if self.layout else ''))
+            what = 'no images found in' if os.path.isdir(self.dir_hr) else 'folder not found:'
+            raise DataError(f'{name}: {what} {self.dir_hr}' + (f' (expected {self.layout})' if self.layout else ''))
         key = hashlib.sha1(str(Path(self.dir_hr).resolve()).encode()).hexdigest()[:8]
         self.cache_dir = os.path.join(args.dir_cache, f'{name}_{key}')
         self._prepare(entries)

@@ -20,7 +20,29 @@ def load_file(path, flag='--pre_train'):
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # corrupt, truncated or not a checkpoint
-        raise utility.SRLabError(f'{flag}: {path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e})'.splitlines()[0])
+        raise utility.SRLabError(f'{flag}: {path} is not a readable PyTorch checkpoint ({_load_error(path, e)})')
+
+
+def _load_error(path, e):
+    """Why torch.load failed, in one line, without its advice to retry with weights_only=False."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(2)
+    except OSError as err:  # unreadable: permissions, I/O error
+        return err.strerror or type(err).__name__
+    if head != b'PK' and head[:1] != b'\x80':  # torch.save writes a zip, old torch a pickle
+        return 'neither a torch.save zip archive nor a pickle'
+    if head == b'PK':
+        import zipfile
+        try:
+            with zipfile.ZipFile(path) as z:
+                damaged = z.testzip() is not None
+        except Exception:
+            damaged = True
+        if damaged:
+            return 'a truncated or damaged zip archive'
+    msg = str(e).split('WeightsUnpickler error:', 1)[-1].strip()
+    return f'{type(e).__name__}: {msg.splitlines()[0] if msg else ""}'
 
 
 def unwrap_state(obj):
