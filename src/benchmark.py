@@ -57,11 +57,12 @@ PRESETS = {
     'default': dict(n_resblocks=16, n_feats=64, scale=2, batch=16, patch=96, images=8, size=(2040, 1356),
                     loader=(4, 40), train=(3, 10), infer=(1, 3), infer_size=(1280, 720), compile='full'),
     'quick': dict(n_resblocks=16, n_feats=64, scale=2, batch=4, patch=48, images=6, size=(2040, 1356),
-                  loader=(2, 24), train=(2, 4), infer=(1, 2), infer_size=(320, 180), compile='tiny'),
+                  loader=(2, 24), train=(2, 4), infer=(1, 2), infer_size=(320, 180), compile='tiny', fp16_cpu='tiny'),
     'smoke': dict(n_resblocks=2, n_feats=16, scale=2, batch=2, patch=48, images=2, size=(320, 240),
                   loader=(1, 1), train=(1, 1), infer=(1, 1), infer_size=(64, 48), compile='skip'),
 }
 TINY = dict(n_resblocks=1, n_feats=8)
+BACKOFF = 40  # extra fp16 warm-up steps allowed while the gradient scaler lowers its scale from 2^16
 
 
 # ---- synthetic data -----------------------------------------------------------
@@ -233,7 +234,8 @@ class Bench:
         resettable = reset_peak()
         trainer = m = it = None
         try:
-            args = self.args('sep', model=model, extra=flags, batches=warm + n)
+            backoff = BACKOFF if '--amp' in flags and 'fp16' in flags else 0
+            args = self.args('sep', model=model, extra=flags, batches=warm + n + backoff)
             log = Log(self.tmp)
             ds = self.dataset(args)
             m = model_mod.Model(args, log)
@@ -246,8 +248,11 @@ class Bench:
             it = iter(loader)
             wait = comp = 0.0
             t_first = None
-            skipped = 0
-            for k in range(warm + n):
+            skipped = timed = k = 0
+            settled = not backoff
+            while timed < n:
+                if k == warm + n + backoff:
+                    raise RuntimeError(f'{skipped} of {k} steps skipped: ' + log.lines[-1])
                 t0 = time.perf_counter()
                 lr, hr, names, idx_scale = next(it)
                 lr, hr = trainer.prepare(lr, hr)
@@ -255,20 +260,21 @@ class Bench:
                 ok = trainer.step(lr, hr, idx_scale, names)
                 sync(self.device)
                 t2 = time.perf_counter()
-                if not ok:  # fp16: the gradient scaler backs off from its first scale
+                if not ok:
                     skipped += 1
                 if k == 0:
                     t_first = t2 - t0
-                if k >= warm:
+                if k >= warm and settled:  # fp16: timed once the gradient scaler has found its scale
                     wait += t1 - t0
                     comp += t2 - t1
+                    timed += 1
+                settled = settled or ok
+                k += 1
             del it
             it = None
             self._check_compiled(m, args, log)
             row.update(it_per_s=n / (wait + comp), wait_ms=1e3 * wait / n, compute_ms=1e3 * comp / n,
                        patches_per_s=n * c['batch'] / (wait + comp), first_step_s=t_first, skipped_steps=skipped)
-            if skipped == warm + n:
-                raise RuntimeError('every step was skipped: ' + log.lines[-1])
             row.update(self.infer(trainer, m, args, log))
         except Exception as e:
             row['unsupported'] = one_line(e)
@@ -331,23 +337,34 @@ class Bench:
         print(self.loader_table(res['loader']), flush=True)
 
         names = self.option_names()
-        main_names = [nm for nm in names if '--compile' not in OPTIONS[nm] or c['compile'] == 'full']
-        compile_names = [nm for nm in names if nm not in main_names]
+        compile_names = [nm for nm in names if '--compile' in OPTIONS[nm] and c['compile'] != 'full']
+        # --quick on a CPU: fp16 has no fast CPU kernels (~15x slower than fp32), so it gets the tiny model too
+        fp16_tiny = [nm for nm in names if 'fp16' in OPTIONS[nm] and nm not in compile_names
+                     and self.device.type == 'cpu' and c.get('fp16_cpu') == 'tiny']
+        main_names = [nm for nm in names if nm not in compile_names + fp16_tiny]
         for nm in main_names:
             res['options'].append(self.option(nm, OPTIONS[nm]))
             print(self.option_line(res['options'][-1], res['options']), flush=True)
+        if fp16_tiny:
+            self.notes.append(f'{", ".join(fp16_tiny)}: measured on a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, '
+                              f'n_feats {TINY["n_feats"]}) against its own eager fp32 row: fp16 convolutions on a CPU '
+                              'are an order of magnitude slower than fp32 (run without --quick for the full network)')
         if compile_names and c['compile'] == 'skip':
+            tiny_names = fp16_tiny
             self.notes.append(f'skipped ({", ".join(compile_names)}): torch.compile takes tens of seconds '
                               'per shape on a CPU; run without --smoke to measure it')
             for nm in compile_names:
                 res['options'].append(dict(option=nm, flags=' '.join(OPTIONS[nm]), model='main',
                                            skipped='skipped: torch.compile takes tens of seconds per shape on a CPU'))
                 print(self.option_line(res['options'][-1], res['options']), flush=True)
-        elif compile_names:
-            self.notes.append(f'--compile rows use a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats '
-                              f'{TINY["n_feats"]}) and compare with its own eager fp32 row: compiling the full '
-                              'network takes ~40 s per shape on a CPU (run without --quick for it)')
-            for nm in ['eager fp32'] + compile_names:
+        else:
+            tiny_names = fp16_tiny + compile_names
+            if compile_names:
+                self.notes.append(f'--compile rows use a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats '
+                                  f'{TINY["n_feats"]}) and compare with its own eager fp32 row: compiling the full '
+                                  'network takes ~40 s per shape on a CPU (run without --quick for it)')
+        if tiny_names:
+            for nm in ['eager fp32'] + tiny_names:
                 res['options'].append(self.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
                                                   OPTIONS[nm], model=TINY))
                 print(self.option_line(res['options'][-1], res['options']), flush=True)

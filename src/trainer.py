@@ -76,6 +76,7 @@ class Trainer:
         self.best = {}
         self.skips_total = 0
         self.skips_in_row = 0
+        self.scale_backoffs = 0  # fp16 steps not taken while the gradient scaler lowered its scale
         self.loss_sum, self.loss_n = 0.0, 0   # running mean of accepted losses
         self.results = {}
         self.bicubic = {}        # (dataset, scale) -> (psnr, ssim) of the Bicubic baseline
@@ -109,7 +110,8 @@ class Trainer:
             'model': self.model.state_dict(),
             'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(),
             'loss': self.loss.state_dict(), 'loss_log': self.loss.log, 'psnr_log': self.ckp.log,
-            'best': self.best, 'skips_total': self.skips_total, 'loss_mean': (self.loss_sum, self.loss_n),
+            'best': self.best, 'skips_total': self.skips_total, 'scale_backoffs': self.scale_backoffs,
+            'loss_mean': (self.loss_sum, self.loss_n),
             'tested': self.tested, 'bicubic': self.bicubic, 'results': self.results,
             'ema': self.ema_state(), 'scaler': self.scaler.state_dict() if self.scaler else None,
             'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
@@ -143,6 +145,7 @@ class Trainer:
         self.ckp.log = st['psnr_log']
         self.epoch, self.start_batch = st['epoch'], st['start_batch']
         self.best, self.skips_total = st['best'], st['skips_total']
+        self.scale_backoffs = st.get('scale_backoffs', 0)
         self.loss_sum, self.loss_n = st['loss_mean']
         self.tested, self.bicubic, self.results = st['tested'], st['bicubic'], st['results']
         if self.ema is not None:
@@ -251,7 +254,9 @@ class Trainer:
             torch.distributed.all_reduce(row)
             self.loss.log[-1] = row.cpu() / self.args.world_size
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
-                           + (f'; skipped batches so far: {self.skips_total}' if self.skips_total else ''))
+                           + (f'; skipped batches so far: {self.skips_total}' if self.skips_total else '')
+                           + (f'; fp16 loss scale {self.scaler.get_scale():g} ({self.scale_backoffs} overflow '
+                              'steps not taken so far)' if self.scale_backoffs else ''))
         self.scheduler.step()
         self.epoch = epoch
         self.start_batch = 0
@@ -281,9 +286,17 @@ class Trainer:
                 loss.backward()
             norm = nn_utils.clip_grad_norm_(self.model.parameters(), args.gclip if args.gclip > 0 else float('inf'))
             if not torch.isfinite(norm):
+                if self.scaler is not None and self.scaler.get_scale() > 1:
+                    # fp16: the gradient scaler's overflow back-off (it starts at 2^16),
+                    # not a bad batch: lower the scale and take no step
+                    self.scaler.update()
+                    self.loss.log[-1] = row
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.scale_backoffs += 1
+                    return False
                 reason = f'gradient norm is {norm.item()}'
                 if self.scaler is not None:
-                    self.scaler.update()  # lowers the loss scale
+                    self.scaler.update()
         if reason:
             self.loss.log[-1] = row
             self.optimizer.zero_grad(set_to_none=True)

@@ -91,7 +91,8 @@ class Model(nn.Module):
             self.model.to(DTYPES[args.precision])
         if args.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.runner = self.model      # what forward calls: the network, compiled or DDP-wrapped
+        self.runner = self.model      # what training calls: the network, compiled or DDP-wrapped
+        self.test_runner = self.model  # what tests call: the network, compiled
         self.compiled = False
         n = count_parameters(self.model)
         ckp.write_log(f'Trainable parameters: {n:,}')
@@ -102,7 +103,9 @@ class Model(nn.Module):
 
     # ---- forward -------------------------------------------------------
     def setup_speed(self, ddp=False):
-        """--compile and DistributedDataParallel (called once by the Trainer)."""
+        """--compile and DistributedDataParallel (called once by the Trainer).
+        Training calls self.runner (compiled and/or DDP-wrapped); tests call
+        self.test_runner, never DDP (under torchrun only rank 0 tests)."""
         if ddp:
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == 'cuda' else None
@@ -112,23 +115,27 @@ class Model(nn.Module):
         if self.args.compile:
             try:
                 self.runner = torch.compile(self.runner)
+                self.test_runner = torch.compile(self.model) if ddp else self.runner
                 self.compiled = True
             except Exception as e:
-                self.ckp.write_log(f'--compile: not supported here ({type(e).__name__}: {e}); running eager'.splitlines()[0])
+                why = str(e).splitlines()[0] if str(e) else ''
+                self.ckp.write_log(f'--compile: not supported here ({type(e).__name__}: {why}); running eager')
 
-    def _run(self, x):
+    def _run(self, x, test=False):
         if self.args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        net = self.test_runner if test else self.runner
         if not self.compiled:
-            return self.runner(x)
+            return net(x)
         try:
-            return self.runner(x)
+            return net(x)
         except Exception as e:  # compile errors surface at the first call
-            self.ckp.write_log(f'--compile: failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}); '
-                               'running eager')
-            self.runner = getattr(self.runner, '_orig_mod', self.model)
+            why = str(e).splitlines()[0] if str(e) else ''
+            self.ckp.write_log(f'--compile: failed ({type(e).__name__}: {why}); running eager')
+            self.runner = getattr(self.runner, '_orig_mod', self.runner)
+            self.test_runner = self.model
             self.compiled = False
-            return self.runner(x)
+            return (self.test_runner if test else self.runner)(x)
 
     def forward(self, x, idx_scale=0):
         self.idx_scale = idx_scale
@@ -145,13 +152,8 @@ class Model(nn.Module):
             return fn(x)
 
     def _test_net(self, x):
-        """Test-time forward: the plain (or compiled) network, never DDP."""
-        net = self.runner
-        if hasattr(net, 'module') and not self.compiled:
-            net = net.module
-        if self.args.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return net(x)
+        """Test-time forward: the plain (or compiled) network."""
+        return self._run(x, test=True)
 
     def _precision(self):
         dtype = DTYPES[self.precision]

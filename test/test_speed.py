@@ -1,0 +1,253 @@
+"""Speed and scale: torchrun DDP equals one process, EMA (closed form, saved,
+tested, resumed), --amp/--channels_last/--compile against fp32 eager, the
+--compile fallback, and src/benchmark.py."""
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import REPO, SRC
+
+import loss as loss_mod  # noqa: E402
+import model as model_mod  # noqa: E402
+import option  # noqa: E402
+from trainer import EMA, Trainer  # noqa: E402
+
+
+class Log:
+    """The checkpoint interface Model/Loss/Trainer use, keeping the lines."""
+
+    def __init__(self, d):
+        self.dir = str(d)
+        self.lines = []
+
+    def write_log(self, log, refresh=False, quiet=False):
+        self.lines.append(str(log))
+
+    def get_path(self, *sub):
+        return os.path.join(self.dir, *sub)
+
+
+def tiny(cache, *extra):
+    return ['--model', 'EDSR', '--n_resblocks', '2', '--n_feats', '16', '--scale', '2+3',
+            '--data_train', 'Sample', '--data_test', 'Sample', '--patch_size', '48', '--batch_size', '4',
+            '--test_every', '3', '--cpu', '--n_threads', '0', '--seed', '7', '--dir_cache', str(cache), *extra]
+
+
+def run(argv, torchrun=False, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    head = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2'] if torchrun \
+        else [sys.executable]
+    p = subprocess.run(head + ['main.py'] + [str(a) for a in argv], cwd=SRC, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def weights(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def max_diff(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def files(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob('*'))
+
+
+# ---- torchrun -----------------------------------------------------------------
+def test_torchrun_two_ranks_equal_one_process_and_resume(tmp_path, exp_name):
+    """2 gloo ranks x 2 samples and 1 process x 4 samples: same weights after
+    each 3-step epoch (2 scales, so every rank must draw the same one), the
+    second epoch resumed under torchrun; rank 0 alone writes."""
+    before = set(os.listdir(REPO / 'experiment'))
+    one, two = exp_name('one'), exp_name('ddp')
+    run(tiny(tmp_path / 'c1', '--epochs', '2', '--save_models', '--save', one))
+    p = run(tiny(tmp_path / 'c2', '--epochs', '1', '--save_models', '--save', two), torchrun=True)
+    d1, d2 = REPO / 'experiment' / one, REPO / 'experiment' / two
+    assert (d2 / 'log.txt').read_text().count('[Epoch 1]') == 1, p.stdout
+    run(tiny(tmp_path / 'c2', '--epochs', '2', '--save_models', '--load', two, '--resume', '-1'), torchrun=True)
+
+    for e in (1, 2):
+        diff = max_diff(weights(d1 / 'model' / f'model_{e}.pt'), weights(d2 / 'model' / f'model_{e}.pt'))
+        assert diff < 1e-5, f'epoch {e}: weights differ by {diff}'
+    s1, s2 = (torch.load(d / 'state.pt', weights_only=False) for d in (d1, d2))
+    assert torch.allclose(s1['loss_log'], s2['loss_log'], rtol=1e-4), (s1['loss_log'], s2['loss_log'])
+    assert torch.allclose(s1['psnr_log'], s2['psnr_log'], atol=1e-3)
+    # one set of outputs: the same files as the single process, each epoch logged once
+    assert files(d2) == files(d1)
+    log = (d2 / 'log.txt').read_text()
+    assert log.count('[Epoch 1]') == 1 and log.count('[Epoch 2]') == 1, log
+    assert set(os.listdir(REPO / 'experiment')) - before == {one, two}
+
+
+# ---- EMA ----------------------------------------------------------------------
+def test_ema_equals_closed_form_average():
+    """After N SGD steps: shadow = d^N w0 + (1-d) sum_k d^(N-k) w_k; integer
+    buffers hold the latest value."""
+    torch.manual_seed(0)
+    net = nn.Linear(4, 3)
+    net.register_buffer('steps', torch.zeros((), dtype=torch.long))
+    d, n = 0.8, 6
+    ema = EMA(net, d)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    history = [{k: v.clone() for k, v in net.state_dict().items()}]
+    for _ in range(n):
+        opt.zero_grad()
+        net(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+        net.steps += 1
+        ema.update(net)
+        history.append({k: v.clone() for k, v in net.state_dict().items()})
+    for k in ('weight', 'bias'):
+        expect = d ** n * history[0][k] + sum((1 - d) * d ** (n - i) * history[i][k] for i in range(1, n + 1))
+        assert torch.allclose(ema.shadow[k], expect, atol=1e-7), k
+        assert not torch.allclose(ema.shadow[k], history[-1][k])
+    assert ema.shadow['steps'].item() == n
+
+
+def test_ema_saved_tested_and_restored_on_resume(tmp_path, exp_name):
+    a, b, c = exp_name('ema_a'), exp_name('ema_b'), exp_name('ema_c')
+    flags = ['--ema', '0.5', '--lr', '1e-3', '--scale', '2', '--data_test', 'Sample']
+    run(tiny(tmp_path / 'c', '--epochs', '2', '--save', a, *flags))
+    run(tiny(tmp_path / 'c', '--epochs', '1', '--save', b, *flags))
+    run(tiny(tmp_path / 'c', '--epochs', '2', '--load', b, '--resume', '-1', *flags))
+    da, db = REPO / 'experiment' / a / 'model', REPO / 'experiment' / b / 'model'
+    ema = weights(da / 'model_latest_ema.pt')
+    assert max_diff(ema, weights(da / 'model_latest.pt')) > 1e-4  # really an average, not the weights
+    assert max_diff(ema, torch.load(da.parent / 'state.pt', weights_only=False)['ema']) == 0
+    assert max_diff(ema, weights(db / 'model_latest_ema.pt')) < 1e-6  # resume restored the average
+    # the PSNR logged in training is that of the EMA weights
+    trained = json.loads((da.parent / 'results.json').read_text())
+    run(tiny(tmp_path / 'c', '--test_only', '--save', c, '--pre_train', da / 'model_latest_ema.pt', *flags))
+    tested = json.loads((REPO / 'experiment' / c / 'results.json').read_text())
+    assert abs(tested['Sample']['2']['psnr'] - trained['Sample']['2']['psnr']) < 1e-6
+
+
+# ---- --amp / --channels_last / --compile ----------------------------------------
+def make_trainer(tmp_path, *flags):
+    args = option.parse_args(tiny(tmp_path, '--scale', '2', '--optimizer', 'SGD', '--lr', '0.1', *flags))
+    log = Log(tmp_path)
+    torch.manual_seed(0)
+    m = model_mod.Model(args, log)
+    t = Trainer(args, SimpleNamespace(loader_train=None, loader_test=[]), m, loss_mod.Loss(args, log), log)
+    t.loss.start_log()
+    return t, log
+
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    hr = torch.rand(2, 3, 32, 32, generator=g) * 255
+    lr = torch.nn.functional.avg_pool2d(hr, 2)
+    return lr, hr
+
+
+def outputs(t):
+    """(eval output on a 20x20 input under the option's autocast, weight update of one SGD step)."""
+    lr, hr = batch()
+    t.model.eval()
+    with torch.no_grad(), t.autocast():
+        sr = t.model(lr[:1, :, :20, :20], 0).float()
+    t.model.train()
+    w0 = {k: v.clone() for k, v in t.model.get_model().state_dict().items()}
+    for _ in range(60):  # fp16: the gradient scaler lowers its scale first
+        if t.step(lr, hr, 0, ['a', 'b']):
+            break
+        assert max_diff(w0, t.model.get_model().state_dict()) == 0  # no step on an overflow
+    w1 = t.model.get_model().state_dict()
+    t.close()  # the signal handlers go back to pytest's
+    return sr, torch.cat([(w1[k] - w0[k]).flatten() for k in w0])
+
+
+@pytest.fixture(scope='module')
+def fp32(tmp_path_factory):
+    t, _ = make_trainer(tmp_path_factory.mktemp('fp32'))
+    return outputs(t)
+
+
+# option -> (max |SR - fp32 SR| in levels of 255, min cosine of the SGD weight updates);
+# measured on this tiny EDSR: channels_last 2e-5 / 1.0, bf16 0.61 / 0.9999, fp16 0.09 / 0.9999
+TOLERANCE = {
+    ('--channels_last',): (1e-3, 0.99999),
+    ('--amp', 'bf16'): (2.0, 0.999),
+    ('--amp', 'fp16'): (0.3, 0.999),
+    ('--amp', 'bf16', '--channels_last'): (2.0, 0.999),
+}
+
+
+@pytest.mark.parametrize('flags', list(TOLERANCE), ids=lambda f: ' '.join(f))
+def test_speed_option_matches_fp32_eager(tmp_path, fp32, flags):
+    t, log = make_trainer(tmp_path, *flags)
+    if 'fp16' in flags:  # a loss scale that overflows fp16 gradients: steps are held back, not skipped
+        t.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 36)
+    sr, update = outputs(t)
+    err = (sr - fp32[0]).abs().max().item()
+    cos = torch.nn.functional.cosine_similarity(update, fp32[1], dim=0).item()
+    max_err, min_cos = TOLERANCE[flags]
+    assert err < max_err, f'{flags}: SR differs from fp32 by {err:.4f} levels'
+    assert cos > min_cos, f'{flags}: weight update cosine {cos:.6f}'
+    assert t.skips_total == 0, log.lines
+    if 'fp16' in flags:
+        assert t.scale_backoffs > 0 and t.scaler.get_scale() < 2.0 ** 36 / 2 ** t.scale_backoffs * 1.01
+
+
+def test_compile_matches_fp32_eager(tmp_path, fp32):
+    t, log = make_trainer(tmp_path, '--compile')
+    sr, update = outputs(t)
+    assert t.model.compiled, log.lines
+    assert (sr - fp32[0]).abs().max().item() < 1e-2
+    assert torch.nn.functional.cosine_similarity(update, fp32[1], dim=0).item() > 0.9999
+
+
+def test_compile_falls_back_to_eager_with_a_message(tmp_path, fp32, monkeypatch):
+    def unsupported(net, *a, **k):
+        raise RuntimeError('no backend here\nsecond line')
+    monkeypatch.setattr(torch, 'compile', unsupported)
+    t, log = make_trainer(tmp_path, '--compile')
+    assert '--compile: not supported here (RuntimeError: no backend here); running eager' in log.lines
+    sr, _ = outputs(t)
+    assert torch.equal(sr, fp32[0])
+
+    class FailsAtFirstCall(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self._orig_mod = net
+
+        def forward(self, x):
+            raise RuntimeError('inductor: no C++ compiler')
+    monkeypatch.setattr(torch, 'compile', FailsAtFirstCall)
+    t, log = make_trainer(tmp_path, '--compile')
+    sr, update = outputs(t)
+    assert any(ln.startswith('--compile: failed (RuntimeError: inductor: no C++ compiler)') for ln in log.lines)
+    assert not t.model.compiled
+    assert torch.equal(sr, fp32[0]) and torch.allclose(update, fp32[1], atol=1e-6)
+
+
+# ---- benchmark -------------------------------------------------------------------
+def test_benchmark_smoke_prints_table_and_json(tmp_path):
+    out = tmp_path / 'bench.json'
+    p = subprocess.run([sys.executable, 'benchmark.py', '--smoke', '--n_threads', '2', '--json', str(out)], cwd=SRC,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for head in ('loader', 'patches/s', 'option', 'it/s', 'x eager', 'infer MP/s'):
+        assert head in p.stdout, p.stdout
+    r = json.loads(out.read_text())
+    assert set(r['loader']) == {'--ext img', '--ext sep', '--ext sep --cache_mem 0'}
+    assert all(v['patches_per_s'] > 0 for v in r['loader'].values())
+    rows = {o['option']: o for o in r['options']}
+    measured = ['eager fp32', '--amp bf16', '--amp fp16', '--channels_last', 'bf16+channels_last']
+    for name in measured:
+        assert 'unsupported' not in rows[name], rows[name]
+        assert rows[name]['it_per_s'] > 0 and rows[name]['infer_mp_per_s'] > 0
+        assert rows[name]['wait_ms'] >= 0 and rows[name]['compute_ms'] > 0
+    assert rows['eager fp32']['x_eager_train'] == 1.0
+    e = rows['eager fp32']
+    assert abs(rows['--amp bf16']['x_eager_train'] - rows['--amp bf16']['it_per_s'] / e['it_per_s']) < 1e-9
+    assert 'skipped' in rows['--compile']  # --smoke leaves compilation out, and says so
