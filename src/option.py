@@ -53,6 +53,8 @@ def build_parser():
     a('--n_threads', type=int, default=6, help='data loader worker processes (0: main process)')
     a('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     a('--n_GPUs', type=int, default=1, help='GPUs used by one process (DataParallel)')
+    a('--dist_timeout', type=float, default=120,
+      help='torchrun: minutes a rank waits for the others (rank 0 tests alone while they wait)')
     a('--seed', type=int, default=1, help='random seed')
     # data
     a('--dir_data', default=str(REPO / 'dataset'), help='root of DIV2K/ and benchmark/')
@@ -229,7 +231,7 @@ def validate(args):
                       ('--test_every', args.test_every), ('--n_feats', args.n_feats),
                       ('--epsilon', args.epsilon), ('--print_every', args.print_every),
                       ('--chop_size', args.chop_size), ('--chop_batch', args.chop_batch),
-                      ('--max_skips', args.max_skips)):
+                      ('--max_skips', args.max_skips), ('--dist_timeout', args.dist_timeout)):
         if not val > 0:
             raise OptionError(f'{flag}: must be positive, got {val}')
     for flag, val in (('--n_threads', args.n_threads), ('--n_GPUs', args.n_GPUs), ('--epochs', args.epochs),

@@ -120,7 +120,8 @@ def setup_distributed(args):
         cuda = not args.cpu and torch.cuda.is_available()
         if cuda:
             torch.cuda.set_device(args.local_rank)
-        torch.distributed.init_process_group('nccl' if cuda else 'gloo')
+        torch.distributed.init_process_group('nccl' if cuda else 'gloo',
+                                             timeout=datetime.timedelta(minutes=args.dist_timeout))
     return args
 
 

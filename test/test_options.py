@@ -64,6 +64,9 @@ def test_plus_lists_and_range():
     (['--template', 'NoSuchTemplate'], '--template'),
     (['--n_colors', '2'], '--n_colors'),
     (['--batch_size', '0'], '--batch_size'),
+    (['--dist_timeout', '0'], '--dist_timeout'),
+    (['--amp', 'fp8'], '--amp'),
+    (['--ema', '1.5'], '--ema'),
 ])
 def test_invalid_value_one_line(argv, flag, capsys):
     with pytest.raises(SystemExit) as e:

@@ -70,7 +70,8 @@ def test_torchrun_two_ranks_equal_one_process_and_resume(tmp_path, exp_name):
     before = set(os.listdir(REPO / 'experiment'))
     one, two = exp_name('one'), exp_name('ddp')
     run(tiny(tmp_path / 'c1', '--epochs', '2', '--save_models', '--save', one))
-    p = run(tiny(tmp_path / 'c2', '--epochs', '1', '--save_models', '--save', two), torchrun=True)
+    p = run(tiny(tmp_path / 'c2', '--epochs', '1', '--save_models', '--save', two, '--dist_timeout', '5'),
+            torchrun=True)
     d1, d2 = REPO / 'experiment' / one, REPO / 'experiment' / two
     assert (d2 / 'log.txt').read_text().count('[Epoch 1]') == 1, p.stdout
     run(tiny(tmp_path / 'c2', '--epochs', '2', '--save_models', '--load', two, '--resume', '-1'), torchrun=True)
