@@ -52,18 +52,20 @@ class ScaleBatchSampler(Sampler):
 
 
 class TestSampler(Sampler):
-    """Every image once, at the scale set with set_scale()."""
+    """Every image once, at the scale set with set_scale(); with
+    set_shard(rank, world_size) only every world_size-th image from rank."""
 
     def __init__(self, n):
         super().__init__()
         self.n = n
         self.idx_scale = 0
+        self.rank, self.world_size = 0, 1
 
     def __len__(self):
-        return self.n
+        return len(range(self.rank, self.n, self.world_size))
 
     def __iter__(self):
-        for i in range(self.n):
+        for i in range(self.rank, self.n, self.world_size):
             yield [(i, self.idx_scale, 0)]
 
 
@@ -89,6 +91,9 @@ class MSDataLoader(DataLoader):
         self.batch_sampler.idx_scale = idx_scale
         if hasattr(self.dataset, 'set_scale'):
             self.dataset.set_scale(idx_scale)
+
+    def set_shard(self, rank, world_size):
+        self.batch_sampler.rank, self.batch_sampler.world_size = rank, world_size
 
     def set_epoch(self, epoch, start_batch=0):
         self.batch_sampler.set_epoch(epoch)

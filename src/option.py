@@ -54,7 +54,7 @@ def build_parser():
     a('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     a('--n_GPUs', type=int, default=1, help='GPUs used by one process (DataParallel)')
     a('--dist_timeout', type=float, default=120,
-      help='torchrun: minutes a rank waits for the others (rank 0 tests alone while they wait)')
+      help='torchrun: minutes a rank waits for the others (e.g. while rank 0 tests with --save_results)')
     a('--seed', type=int, default=1, help='random seed')
     # data
     a('--dir_data', default=str(REPO / 'dataset'), help='root of DIV2K/ and benchmark/')

@@ -345,8 +345,11 @@ class Trainer:
     # ---- testing ---------------------------------------------------------
     @torch.no_grad()
     def test(self):
-        """Under torchrun rank 0 tests and saves while the others wait."""
-        if not self.main:
+        """Under torchrun every rank tests its share of each set and the sums
+        are reduced; with --save_results rank 0 tests all while the others
+        wait (only rank 0 writes)."""
+        shard = self.distributed and not self.args.save_results
+        if not self.main and not shard:
             self.tested = True
             torch.distributed.barrier()
             return
@@ -356,7 +359,7 @@ class Trainer:
             self.model.get_model().load_state_dict(self.ema.shadow)
         try:
             with self.autocast():
-                self._test()
+                self._test(shard)
         finally:
             if swapped is not None:
                 self.model.get_model().load_state_dict(swapped)
@@ -367,7 +370,13 @@ class Trainer:
         if self.distributed:
             torch.distributed.barrier()
 
-    def _test(self):
+    def _all_sum(self, values):
+        """Sums of a list of floats over all ranks."""
+        t = torch.tensor(values, dtype=torch.float64, device=self.device if self.device.type == 'cuda' else 'cpu')
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def _test(self, shard=False):
         args = self.args
         epoch = self.epoch
         self.ckp.write_log('\nEvaluation:')
@@ -379,13 +388,16 @@ class Trainer:
         for idx_data, d in enumerate(self.loader_test):
             name = d.dataset.name
             shave_extra = getattr(d.dataset, 'shave_extra', 0)
+            if shard:
+                d.set_shard(args.rank, args.world_size)
             for idx_scale, scale in enumerate(self.scale):
                 d.set_scale(idx_scale)
                 psnr = ssim = bic_psnr = bic_ssim = 0.0
                 want_bicubic = not args.test_only and (name, scale) not in self.bicubic
                 seconds, n = 0.0, 0
                 scored = False
-                for lr, hr, filename, _ in tqdm(d, desc=f'{name} x{scale}', unit='img', leave=False, disable=None):
+                for lr, hr, filename, _ in tqdm(d, desc=f'{name} x{scale}', unit='img', leave=False,
+                                                disable=None if self.main else True):
                     if not args.test_only:
                         self._check_signal()
                     lr, = self.prepare(lr)
@@ -413,6 +425,10 @@ class Trainer:
                     elif args.save_gt:
                         save_list += [lr.float()]
                     self.ckp.save_results(d.dataset, filename[0], save_list, scale)
+                if shard:
+                    psnr, ssim, bic_psnr, bic_ssim, n, seconds, scored = self._all_sum(
+                        [psnr, ssim, bic_psnr, bic_ssim, n, seconds, float(scored)])
+                    n, scored = int(n), scored > 0
                 n = max(n, 1)
                 entry = {'seconds_per_image': seconds / n}
                 if scored and want_bicubic:

@@ -16,6 +16,7 @@ from conftest import REPO, SRC
 import loss as loss_mod  # noqa: E402
 import model as model_mod  # noqa: E402
 import option  # noqa: E402
+from dataloader import TestSampler  # noqa: E402
 from trainer import EMA, Trainer  # noqa: E402
 
 
@@ -66,27 +67,48 @@ def files(d):
 def test_torchrun_two_ranks_equal_one_process_and_resume(tmp_path, exp_name):
     """2 gloo ranks x 2 samples and 1 process x 4 samples: same weights after
     each 3-step epoch (2 scales, so every rank must draw the same one), the
-    second epoch resumed under torchrun; rank 0 alone writes."""
+    second epoch resumed under torchrun; the same PSNR from the test sharded
+    over the ranks (epoch 1) and from rank 0 alone (epoch 2, --save_results);
+    rank 0 alone writes."""
     before = set(os.listdir(REPO / 'experiment'))
     one, two = exp_name('one'), exp_name('ddp')
-    run(tiny(tmp_path / 'c1', '--epochs', '2', '--save_models', '--save', one))
+    run(tiny(tmp_path / 'c1', '--epochs', '2', '--save_models', '--save_results', '--save', one))
     p = run(tiny(tmp_path / 'c2', '--epochs', '1', '--save_models', '--save', two, '--dist_timeout', '5'),
             torchrun=True)
     d1, d2 = REPO / 'experiment' / one, REPO / 'experiment' / two
     assert (d2 / 'log.txt').read_text().count('[Epoch 1]') == 1, p.stdout
-    run(tiny(tmp_path / 'c2', '--epochs', '2', '--save_models', '--load', two, '--resume', '-1'), torchrun=True)
+    sharded = json.loads((d2 / 'results.json').read_text())
+    run(tiny(tmp_path / 'c2', '--epochs', '2', '--save_models', '--save_results', '--load', two, '--resume', '-1'),
+        torchrun=True)
 
     for e in (1, 2):
         diff = max_diff(weights(d1 / 'model' / f'model_{e}.pt'), weights(d2 / 'model' / f'model_{e}.pt'))
         assert diff < 1e-5, f'epoch {e}: weights differ by {diff}'
     s1, s2 = (torch.load(d / 'state.pt', weights_only=False) for d in (d1, d2))
+    assert s2['psnr_log'].shape == s1['psnr_log'].shape
     assert torch.allclose(s1['loss_log'], s2['loss_log'], rtol=1e-4), (s1['loss_log'], s2['loss_log'])
-    assert torch.allclose(s1['psnr_log'], s2['psnr_log'], atol=1e-3)
+    assert torch.allclose(s1['psnr_log'], s2['psnr_log'], atol=1e-4), (s1['psnr_log'], s2['psnr_log'])
+    # epoch 1 of `one` (its results.json now holds epoch 2) is s1's first psnr_log row; the sharded test
+    # of `two` summed over ranks gives the same means
+    assert len(s1['psnr_log']) == 2
+    for i, sc in enumerate(('2', '3')):
+        assert abs(sharded['Sample'][sc]['psnr'] - s1['psnr_log'][0, 0, i].item()) < 1e-4, sharded
+    assert (d2 / 'results-Sample').is_dir()
     # one set of outputs: the same files as the single process, each epoch logged once
     assert files(d2) == files(d1)
     log = (d2 / 'log.txt').read_text()
     assert log.count('[Epoch 1]') == 1 and log.count('[Epoch 2]') == 1, log
     assert set(os.listdir(REPO / 'experiment')) - before == {one, two}
+
+
+def test_test_sampler_shards_are_disjoint_and_cover_the_set():
+    shards = []
+    for rank in range(3):
+        t = TestSampler(8)
+        t.rank, t.world_size = rank, 3
+        shards.append([b[0][0] for b in t])
+        assert len(t) == len(shards[-1])
+    assert sorted(sum(shards, [])) == list(range(8))
 
 
 # ---- EMA ----------------------------------------------------------------------
