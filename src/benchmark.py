@@ -153,8 +153,8 @@ def ru_maxrss_mib(who):
 
 
 def one_line(e):
-    msg = str(e).strip().splitlines()
-    return f'{type(e).__name__}: {msg[0][:160]}' if msg else type(e).__name__
+    import utility
+    return utility.error_text(e)[:200]  # a table cell
 
 
 # ---- the benchmark --------------------------------------------------------------

@@ -136,7 +136,7 @@ class Trainer:
         try:
             st = torch.load(path, map_location='cpu', weights_only=False)
         except Exception as e:
-            raise utility.SRLabError(f'--resume -1: {path} is not readable ({type(e).__name__}: {e})'.splitlines()[0])
+            raise utility.SRLabError(f'--resume -1: {path} is not readable ({utility.error_text(e)})')
         self.model.get_model().load_state_dict(st['model'])
         self.optimizer.load_state_dict(st['optimizer'])
         self.scheduler.load_state_dict(st['scheduler'])
@@ -171,13 +171,17 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=AMP[self.args.amp])
 
+    def _all_sum(self, values):
+        """Sums of a list of floats over all ranks."""
+        t = torch.tensor(values, dtype=torch.float64, device=self.device if self.device.type == 'cuda' else 'cpu')
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
     def _all_mean(self, value):
         """Mean of a float over all ranks (the value itself without torchrun)."""
         if not self.distributed:
             return value
-        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == 'cuda' else 'cpu')
-        torch.distributed.all_reduce(t)
-        return t.item() / self.args.world_size
+        return self._all_sum([value])[0] / self.args.world_size
 
     def current_lr(self):
         return self.optimizer.param_groups[0]['lr']
@@ -250,9 +254,7 @@ class Trainer:
             bar.close()
         self.loss.end_log(accepted)
         if self.distributed:  # the logged epoch loss is the mean over ranks
-            row = self.loss.log[-1].to(self.device if self.device.type == 'cuda' else 'cpu')
-            torch.distributed.all_reduce(row)
-            self.loss.log[-1] = row.cpu() / self.args.world_size
+            self.loss.log[-1] = torch.tensor(self._all_sum(self.loss.log[-1].tolist())) / self.args.world_size
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
                            + (f'; skipped batches so far: {self.skips_total}' if self.skips_total else '')
                            + (f'; fp16 loss scale {self.scaler.get_scale():g} ({self.scale_backoffs} overflow '
@@ -303,11 +305,9 @@ class Trainer:
             self.skips_total += 1
             self.skips_in_row += 1
             self.ckp.write_log(f'Skipped batch ({reason}): {", ".join(names)}')
-            bad = self.non_finite_weights()
-            if bad:  # an earlier update overflowed: nothing good can follow, and nothing is saved
-                raise utility.SRLabError(f'weights became non-finite ({bad[0]}) in epoch {self.epoch + 1}, probably '
-                                         f'from a too large update (--lr {args.lr:g}); not saving them over the last '
-                                         f'good state in {self.ckp.dir}')
+            # an earlier update overflowed: nothing good can follow, and nothing is saved
+            utility.check_finite(self.model.state_dict(), self.ckp.dir, f' in epoch {self.epoch + 1}, probably from '
+                                 f'a too large update (--lr {args.lr:g})')
             if self.skips_in_row >= args.max_skips:
                 self.save_interrupted()
                 raise utility.SRLabError(f'{self.skips_in_row} batches in a row skipped (--max_skips {args.max_skips}); '
@@ -325,19 +325,12 @@ class Trainer:
         self.loss_n += 1
         return True
 
-    def non_finite_weights(self):
-        """Names of the weights (and buffers) holding NaN or inf."""
-        return utility.non_finite(self.model.state_dict())
-
     def save_interrupted(self):
         """Save the state reached so far (mid-epoch or before the test of the
         last epoch) after a signal or too many skips."""
         if not self.main:
             return
-        bad = self.non_finite_weights()
-        if bad:  # the same guard as checkpoint.save: the last good files stay
-            raise utility.SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good '
-                                     f'state in {self.ckp.dir}')
+        utility.check_finite(self.model.state_dict(), self.ckp.dir)  # as checkpoint.save: the last good files stay
         self.model.save(self.ckp.get_path('model'), self.epoch)
         self.loss.save(self.ckp.dir)
         self.save_state(self.ckp.dir)
@@ -369,12 +362,6 @@ class Trainer:
             self.ckp.save(self, self.epoch, is_best=is_best)
         if self.distributed:
             torch.distributed.barrier()
-
-    def _all_sum(self, values):
-        """Sums of a list of floats over all ranks."""
-        t = torch.tensor(values, dtype=torch.float64, device=self.device if self.device.type == 'cuda' else 'cpu')
-        torch.distributed.all_reduce(t)
-        return t.tolist()
 
     def _test(self, shard=False):
         args = self.args

@@ -141,6 +141,20 @@ def non_finite(state):
     return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 
+def check_finite(state, apath, context=''):
+    """Stop before weights holding NaN or inf are saved over the last good state in `apath`."""
+    bad = non_finite(state)
+    if bad:
+        raise SRLabError(f'weights became non-finite ({bad[0]}){context}; not saving them over the last good '
+                         f'state in {apath}')
+
+
+def error_text(e):
+    """'Type: first line of the message', for one-line error reports."""
+    msg = str(e).strip()
+    return f'{type(e).__name__}: {msg.splitlines()[0]}' if msg else type(e).__name__
+
+
 class Timer:
     def __init__(self):
         self.acc = 0
@@ -210,7 +224,7 @@ class ImageWriter:
                     self.written += 1
             except Exception as e:  # keep draining; report at close()
                 with self.lock:
-                    self.errors.append(f'{path}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}')
+                    self.errors.append(f'{path}: {error_text(e)}')
                 try:  # no half-written temp file left behind
                     os.remove(tmp)
                 except OSError:
@@ -339,9 +353,7 @@ class checkpoint:
     def save(self, trainer, epoch, is_best=False):
         if not self.main:
             return
-        bad = non_finite(trainer.model.state_dict())
-        if bad:
-            raise SRLabError(f'weights became non-finite ({bad[0]}); not saving them over the last good state in {self.dir}')
+        check_finite(trainer.model.state_dict(), self.dir)
         trainer.model.save(self.get_path('model'), epoch, is_best=is_best, ema_state=trainer.ema_state())
         trainer.loss.save(self.dir)
         trainer.loss.plot_loss(self.dir, epoch)

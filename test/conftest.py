@@ -30,10 +30,11 @@ def run_main(argv, capsys=None):
     return code, out, err
 
 
-def run_cli(argv, timeout=120, cwd=SRC):
-    """`python main.py argv...` in src/ -> CompletedProcess (text)."""
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    return subprocess.run([sys.executable, 'main.py'] + [str(a) for a in argv], cwd=cwd,
+def run_cli(argv, timeout=120, cwd=SRC, env=None, launcher=()):
+    """`python [launcher...] main.py argv...` in src/ -> CompletedProcess (text);
+    `env` adds variables to this process's environment."""
+    env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    return subprocess.run([sys.executable, *launcher, 'main.py'] + [str(a) for a in argv], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 

@@ -5,33 +5,19 @@ import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn as nn
 
-from conftest import REPO, SRC
+from conftest import REPO, SRC, run_cli
 
 import loss as loss_mod  # noqa: E402
 import model as model_mod  # noqa: E402
 import option  # noqa: E402
+from benchmark import Loaders, Log  # noqa: E402
 from dataloader import TestSampler  # noqa: E402
 from trainer import EMA, Trainer  # noqa: E402
-
-
-class Log:
-    """The checkpoint interface Model/Loss/Trainer use, keeping the lines."""
-
-    def __init__(self, d):
-        self.dir = str(d)
-        self.lines = []
-
-    def write_log(self, log, refresh=False, quiet=False):
-        self.lines.append(str(log))
-
-    def get_path(self, *sub):
-        return os.path.join(self.dir, *sub)
 
 
 def tiny(cache, *extra):
@@ -40,12 +26,11 @@ def tiny(cache, *extra):
             '--test_every', '3', '--cpu', '--n_threads', '0', '--seed', '7', '--dir_cache', str(cache), *extra]
 
 
-def run(argv, torchrun=False, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    head = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2'] if torchrun \
-        else [sys.executable]
-    p = subprocess.run(head + ['main.py'] + [str(a) for a in argv], cwd=SRC, capture_output=True, text=True,
-                       timeout=timeout, env=env)
+TORCHRUN = ('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2')
+
+
+def run(argv, torchrun=False):
+    p = run_cli(argv, timeout=300, env={'OMP_NUM_THREADS': '1'}, launcher=TORCHRUN if torchrun else ())
     assert p.returncode == 0, p.stderr[-3000:]
     return p
 
@@ -160,7 +145,7 @@ def make_trainer(tmp_path, *flags):
     log = Log(tmp_path)
     torch.manual_seed(0)
     m = model_mod.Model(args, log)
-    t = Trainer(args, SimpleNamespace(loader_train=None, loader_test=[]), m, loss_mod.Loss(args, log), log)
+    t = Trainer(args, Loaders(None), m, loss_mod.Loss(args, log), log)
     t.loss.start_log()
     return t, log
 

@@ -2,7 +2,6 @@
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -21,19 +20,6 @@ from dataloader import ScaleBatchSampler  # noqa: E402
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp('cache'))
-
-
-@pytest.fixture
-def save_name():
-    names = []
-
-    def make(prefix='pytest_train'):
-        n = f'{prefix}_{uuid.uuid4().hex[:8]}'
-        names.append(n)
-        return n
-    yield make
-    for n in names:
-        shutil.rmtree(REPO / 'experiment' / n, ignore_errors=True)
 
 
 def tiny(cache, *extra):
@@ -215,8 +201,8 @@ def test_gclip_bounds_gradient_norm(cache, tmp_path):
 
 
 # ---- end to end -----------------------------------------------------------
-def test_two_epochs_with_workers_draw_all_scales(cache, save_name):
-    name = save_name()
+def test_two_epochs_with_workers_draw_all_scales(cache, exp_name):
+    name = exp_name('train')
     rc, out, err = run_main(tiny(cache, '--n_threads', '2', '--test_every', '12', '--save', name))
     assert rc == 0, err
     d = REPO / 'experiment' / name
@@ -235,8 +221,8 @@ def test_two_epochs_with_workers_draw_all_scales(cache, save_name):
     assert 'Bicubic' in out
 
 
-def test_resume_at_epoch_boundary_equals_uninterrupted_run(cache, save_name):
-    a, b = save_name(), save_name()
+def test_resume_at_epoch_boundary_equals_uninterrupted_run(cache, exp_name):
+    a, b = exp_name('train'), exp_name('train')
     common = ['--epochs', '3', '--decay', '1-2', '--gamma', '0.5', '--lr', '1e-3']
     rc, _, err = run_main(tiny(cache, *common, '--save', a))
     assert rc == 0, err
@@ -257,8 +243,8 @@ def test_resume_at_epoch_boundary_equals_uninterrupted_run(cache, save_name):
     assert torch.allclose(sa['psnr_log'], sb['psnr_log'], atol=1e-4)
 
 
-def test_pretrained_model_reproduces_logged_psnr(cache, save_name):
-    a, b = save_name(), save_name()
+def test_pretrained_model_reproduces_logged_psnr(cache, exp_name):
+    a, b = exp_name('train'), exp_name('train')
     rc, _, err = run_main(tiny(cache, '--save', a))
     assert rc == 0, err
     import json

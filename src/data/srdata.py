@@ -191,7 +191,6 @@ class SRData(Dataset):
         images), while the total stays within --cache_mem GiB; the datasets
         of one run share the budget, the torchrun ranks of a node split it.
         The rest stays memory-mapped (opened here once, see _load)."""
-        self._mem, self._maps = {}, {}
         local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
         budget = self.args.cache_mem * 2 ** 30 / local
         used = getattr(self.args, '_cache_mem_used', 0)

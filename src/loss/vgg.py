@@ -69,7 +69,7 @@ def load_vgg19(args, name):
         net.load_state_dict({k: v for k, v in sd.items() if k.startswith('features.')})
     except Exception as e:
         raise utility.SRLabError(f'--vgg_weights: {path} is not a torchvision vgg19 state_dict '
-                                 f'({type(e).__name__}: {e})'.splitlines()[0])
+                                 f'({utility.error_text(e)})')
     return net
 
 

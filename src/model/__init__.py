@@ -105,7 +105,7 @@ class Model(nn.Module):
     def setup_speed(self, ddp=False):
         """--compile and DistributedDataParallel (called once by the Trainer).
         Training calls self.runner (compiled and/or DDP-wrapped); tests call
-        self.test_runner, never DDP (under torchrun only rank 0 tests)."""
+        self.test_runner, never DDP (under torchrun the ranks test on their own)."""
         if ddp:
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == 'cuda' else None
@@ -118,8 +118,7 @@ class Model(nn.Module):
                 self.test_runner = torch.compile(self.model) if ddp else self.runner
                 self.compiled = True
             except Exception as e:
-                why = str(e).splitlines()[0] if str(e) else ''
-                self.ckp.write_log(f'--compile: not supported here ({type(e).__name__}: {why}); running eager')
+                self.ckp.write_log(f'--compile: not supported here ({utility.error_text(e)}); running eager')
 
     def _run(self, x, test=False):
         if self.args.channels_last:
@@ -130,8 +129,7 @@ class Model(nn.Module):
         try:
             return net(x)
         except Exception as e:  # compile errors surface at the first call
-            why = str(e).splitlines()[0] if str(e) else ''
-            self.ckp.write_log(f'--compile: failed ({type(e).__name__}: {why}); running eager')
+            self.ckp.write_log(f'--compile: failed ({utility.error_text(e)}); running eager')
             self.runner = getattr(self.runner, '_orig_mod', self.runner)
             self.test_runner = self.model
             self.compiled = False
