@@ -7,8 +7,9 @@
 
 It writes synthetic "2K" training images (structured random content, PNG,
 2040x1356 like DIV2K) to a temporary folder and measures, in one run, through
-the real code paths (`--data_train Folder`, SRData, MSDataLoader, Model,
-Loss, Trainer.step):
+the real code paths: per option an experiment folder (utility.checkpoint),
+data.Data (`--data_train Folder`, SRData, MSDataLoader), Model, Loss and
+Trainer, timing Trainer.step and the evaluation path's Evaluator.forward:
 
 1. loader patches/s for --ext img (decode every access), --ext sep (decoded
    arrays in RAM) and --ext sep with --cache_mem 0 (memory-mapped), after a
@@ -23,7 +24,9 @@ and the ratio of loader patches/s to the patches/s training consumes.
 An option that fails prints 'unsupported: <reason>' in its row.
 """
 import argparse
+import contextlib
 import gc
+import io
 import json
 import os
 import platform
@@ -97,26 +100,6 @@ def write_images(folder, n, w, h, threads):
 
 
 # ---- helpers ------------------------------------------------------------------
-class Log:
-    """The checkpoint interface Model/Loss/Trainer use; keeps the lines."""
-
-    def __init__(self, d):
-        self.dir = d
-        self.lines = []
-
-    def write_log(self, log, refresh=False, quiet=False):
-        self.lines.append(str(log))
-
-    def get_path(self, *sub):
-        return os.path.join(self.dir, *sub)
-
-
-class Loaders:
-    def __init__(self, train):
-        self.loader_train = train
-        self.loader_test = []
-
-
 def sync(device):
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -157,6 +140,47 @@ def one_line(e):
     return utility.error_text(e)[:200]  # a table cell
 
 
+def log_lines(ckp, prefix):
+    """The lines of the run's log.txt that start with `prefix`."""
+    with open(ckp.get_path('log.txt')) as f:
+        return [ln.rstrip('\n') for ln in f if ln.startswith(prefix)]
+
+
+class Run:
+    """One speed option's real objects: checkpoint (its own experiment folder
+    under the temp folder), Data, Model, Loss and Trainer. close() closes the
+    trainer (signal handlers) and the checkpoint (log.txt)."""
+
+    def __init__(self, args, root):
+        import data
+        import loss
+        import model
+        import utility
+        from trainer import Trainer
+        self.args = args
+        self.trainer = None
+        self.ckp = utility.checkpoint(args, root=root)
+        try:
+            self.loader = data.Data(args)
+            self.model = model.Model(args, self.ckp)
+            self.loss = loss.Loss(args, self.ckp)
+            self.trainer = Trainer(args, self.loader, self.model, self.loss, self.ckp)
+        except BaseException:
+            self.close()
+            raise
+
+    def check_compiled(self):
+        if self.args.compile and not self.model.compiled:
+            why = log_lines(self.ckp, '--compile')
+            raise RuntimeError(why[-1] if why else '--compile fell back to eager')
+
+    def close(self):
+        if self.trainer is not None:
+            self.trainer.close()
+        if self.ckp is not None:
+            self.ckp.done()
+
+
 # ---- the benchmark --------------------------------------------------------------
 class Bench:
     def __init__(self, cfg, opts):
@@ -166,15 +190,19 @@ class Bench:
         self.cache = os.path.join(self.tmp, 'cache')
         self.device = torch.device('cuda' if torch.cuda.is_available() and not opts.cpu else 'cpu')
         self.notes = []
+        self.runs = 0  # experiment folders made: bench_<i> under self.tmp
 
-    def argv(self, ext='sep', model=None, extra=(), batches=10):
+    def argv(self, ext='sep', model=None, extra=(), batches=10, save='bench'):
+        """main.py flags. `--data_test video` builds no test set: inference is timed on a
+        synthetic frame through the Evaluator's forward, and no second copy of the
+        training images is decoded into memory (it would count in the RSS column)."""
         c = self.cfg
         m = model or c
         a = ['--model', 'EDSR', '--scale', str(c['scale']), '--n_resblocks', str(m['n_resblocks']),
              '--n_feats', str(m['n_feats']), '--batch_size', str(c['batch']), '--patch_size', str(c['patch']),
-             '--data_train', 'Folder', '--dir_train', self.hr_dir, '--data_test', 'Folder',
+             '--data_train', 'Folder', '--dir_train', self.hr_dir, '--data_test', 'video',
              '--dir_cache', self.cache, '--ext', ext, '--n_threads', str(self.opts.n_threads),
-             '--test_every', str(batches), '--save', 'benchmark', '--seed', '1']
+             '--test_every', str(batches), '--save', save, '--seed', '1']
         if self.device.type == 'cpu':
             a.append('--cpu')
         return a + list(extra)
@@ -204,11 +232,9 @@ class Bench:
 
     # (1) loader ----------------------------------------------------------------
     def loader_rate(self, ext, extra=()):
-        from dataloader import MSDataLoader
+        import data
         warm, n = self.cfg['loader']
-        args = self.args(ext, extra=extra, batches=warm + n)
-        ds = self.dataset(args)
-        loader = MSDataLoader(args, ds, train=True)
+        loader = data.Data(self.args(ext, extra=extra, batches=warm + n)).loader_train
         loader.set_epoch(1)
         it = iter(loader)
         for _ in range(warm):
@@ -217,42 +243,66 @@ class Bench:
         for _ in range(n):
             next(it)
         dt = time.perf_counter() - t0
-        workers = loader.num_workers
+        workers, ds = loader.num_workers, loader.dataset
         del it, loader
         return dict(patches_per_s=n * self.cfg['batch'] / dt, workers=workers,
                     in_ram_mib=ds.mem_bytes / 2 ** 20)
 
     # (2)+(3) one speed option ------------------------------------------------------
     def option(self, name, flags, model=None):
-        import loss as loss_mod
-        import model as model_mod
-        from dataloader import MSDataLoader
-        from trainer import Trainer
-        c = self.cfg
-        warm, n = c['train']
+        """Train and infer with the real Trainer; main.py's log lines go to the run's
+        log.txt only (the table stays readable)."""
         row = dict(option=name, flags=' '.join(flags), model='tiny' if model else 'main')
         resettable = reset_peak()
-        trainer = m = it = None
+        run = None
         try:
             backoff = BACKOFF if '--amp' in flags and 'fp16' in flags else 0
-            args = self.args('sep', model=model, extra=flags, batches=warm + n + backoff)
-            log = Log(self.tmp)
-            ds = self.dataset(args)
-            m = model_mod.Model(args, log)
-            lo = loss_mod.Loss(args, log)
-            loader = MSDataLoader(args, ds, train=True)
-            loader.set_epoch(1)
-            trainer = Trainer(args, Loaders(loader), m, lo, log)
-            lo.start_log()
-            m.train()
-            it = iter(loader)
-            wait = comp = 0.0
-            t_first = None
-            skipped = timed = k = 0
-            settled = not backoff
+            warm, n = self.cfg['train']
+            self.runs += 1
+            args = self.args('sep', model=model, extra=flags, batches=warm + n + backoff,
+                             save=f'bench_{self.runs}')
+            with contextlib.redirect_stdout(io.StringIO()):
+                run = Run(args, self.tmp)
+                row.update(self.train_rate(run, backoff))
+                run.check_compiled()
+                row.update(self.infer(run))
+                run.check_compiled()
+        except Exception as e:
+            row['unsupported'] = one_line(e)
+        finally:
+            if run is not None:
+                run.close()
+            row['peak_rss_mib'] = peak_rss_mib(resettable)
+            row['peak_rss_kind'] = 'VmHWM' if resettable else 'ru_maxrss'
+            if self.device.type == 'cuda':
+                row['peak_cuda_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
+            del run
+            if '--compile' in flags:
+                torch._dynamo.reset()
+            gc.collect()
+        return row
+
+    def train_rate(self, run, backoff):
+        """Trainer.step on the real training loader (epoch 1): warm-up steps, then
+        `timed` steps split into data wait (next batch + Trainer.prepare) and compute.
+        fp16 gets up to BACKOFF extra steps while the gradient scaler lowers its
+        scale from 2^16 (Stepper.scale_backoffs); timing starts once a step is taken."""
+        c, trainer = self.cfg, run.trainer
+        warm, n = c['train']
+        st = trainer.stepper
+        loader = trainer.loader_train
+        loader.set_epoch(1)
+        run.loss.start_log()
+        run.model.train()
+        wait = comp = 0.0
+        t_first = None
+        timed = k = 0
+        settled = not backoff
+        it = iter(loader)
+        try:
             while timed < n:
                 if k == warm + n + backoff:
-                    raise RuntimeError(f'{skipped} of {k} steps skipped: ' + log.lines[-1])
+                    raise RuntimeError(self.not_taken(run, k))
                 t0 = time.perf_counter()
                 lr, hr, names, idx_scale = next(it)
                 lr, hr = trainer.prepare(lr, hr)
@@ -260,67 +310,76 @@ class Bench:
                 ok = trainer.step(lr, hr, idx_scale, names)
                 sync(self.device)
                 t2 = time.perf_counter()
-                if not ok:
-                    skipped += 1
-                if k == 0:
-                    t_first = t2 - t0
+                t_first = t2 - t0 if k == 0 else t_first
                 if k >= warm and settled:  # fp16: timed once the gradient scaler has found its scale
                     wait += t1 - t0
                     comp += t2 - t1
                     timed += 1
                 settled = settled or ok
                 k += 1
-            del it
-            it = None
-            self._check_compiled(m, args, log)
-            row.update(it_per_s=n / (wait + comp), wait_ms=1e3 * wait / n, compute_ms=1e3 * comp / n,
-                       patches_per_s=n * c['batch'] / (wait + comp), first_step_s=t_first, skipped_steps=skipped)
-            row.update(self.infer(trainer, m, args, log))
-        except Exception as e:
-            row['unsupported'] = one_line(e)
         finally:
-            if trainer is not None:
-                trainer.close()
-            row['peak_rss_mib'] = peak_rss_mib(resettable)
-            row['peak_rss_kind'] = 'VmHWM' if resettable else 'ru_maxrss'
-            if self.device.type == 'cuda':
-                row['peak_cuda_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
-            del trainer, m, it
-            if '--compile' in flags:
-                torch._dynamo.reset()
-            gc.collect()
-        return row
+            del it  # stops the loader workers
+        return dict(it_per_s=n / (wait + comp), wait_ms=1e3 * wait / n, compute_ms=1e3 * comp / n,
+                    patches_per_s=n * c['batch'] / (wait + comp), first_step_s=t_first,
+                    skipped_steps=st.skips_total + st.scale_backoffs, fp16_backoffs=st.scale_backoffs)
 
-    def _check_compiled(self, m, args, log):
-        if args.compile and not m.compiled:
-            why = [ln for ln in log.lines if ln.startswith('--compile')]
-            raise RuntimeError(why[-1] if why else '--compile fell back to eager')
+    @staticmethod
+    def not_taken(run, k):
+        st = run.trainer.stepper
+        why = log_lines(run.ckp, 'Skipped batch')
+        return (f'{st.skips_total + st.scale_backoffs} of {k} steps not taken ({st.skips_total} skipped, '
+                f'{st.scale_backoffs} fp16 back-offs)' + (': ' + why[-1] if why else ''))
 
-    def infer(self, trainer, m, args, log):
+    def infer(self, run):
+        """The evaluation path's forward (Evaluator.forward: to the device, the model's
+        test-time wrapper with --chop/--self_ensemble/--precision, CUDA sync, quantize)
+        under the run's autocast, as Trainer.test calls it; its own model seconds."""
         c = self.cfg
         w, h = c['infer_size']
         s = c['scale']
         warm, n = c['infer']
-        x = torch.from_numpy(synthetic_image(123, w, h).transpose(2, 0, 1).copy()).float()[None].to(self.device)
-        m.eval()
+        # on the CPU, as a test loader yields it (Evaluator.forward moves it before its clock starts)
+        x = torch.from_numpy(synthetic_image(123, w, h).transpose(2, 0, 1).copy()).float()[None]
+        trainer = run.trainer
+        run.model.eval()
         times = []
-        with torch.no_grad(), trainer.autocast():
+        with torch.no_grad(), trainer.stepper.autocast():
             for k in range(warm + n):
-                sync(self.device)
-                t0 = time.perf_counter()
-                y = m(x, 0)
-                sync(self.device)
+                sr, seconds = trainer.evaluator.forward(run.model, x, 0)
                 if k >= warm:
-                    times.append(time.perf_counter() - t0)
-        assert y.shape[-2:] == (h * s, w * s)
-        self._check_compiled(m, args, log)
+                    times.append(seconds)
+        assert sr.shape[-2:] == (h * s, w * s), sr.shape
         t = sum(times) / len(times)
         return dict(infer_mp_per_s=h * s * w * s / 1e6 / t, infer_fps=1 / t)
 
     # ---- run ----------------------------------------------------------------------
     def run(self):
-        c, o = self.cfg, self.opts
         res = dict(config=self.config(), loader={}, options=[], notes=self.notes)
+        self.run_data(res)
+        self.run_loaders(res)
+        main_names, tiny_names, skipped = self.plan()
+        for nm in main_names:
+            self.add_row(res, self.option(nm, OPTIONS[nm]))
+        for nm in skipped:
+            self.add_row(res, dict(option=nm, flags=' '.join(OPTIONS[nm]), model='main',
+                                   skipped='skipped: torch.compile takes tens of seconds per shape on a CPU'))
+        if tiny_names:
+            for nm in ['eager fp32'] + tiny_names:
+                self.add_row(res, self.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
+                                              OPTIONS[nm], model=TINY))
+        res['ratio'] = self.ratios(res)
+        res['memory'] = dict(ru_maxrss_self_mib=ru_maxrss_mib(resource.RUSAGE_SELF),
+                             ru_maxrss_children_mib=ru_maxrss_mib(resource.RUSAGE_CHILDREN))
+        if self.device.type == 'cuda':
+            res['memory']['note'] = 'peak_cuda_mib per option: torch.cuda.max_memory_allocated after a reset'
+        return res
+
+    def add_row(self, res, row):
+        res['options'].append(row)
+        print(self.option_line(row, res['options']), flush=True)
+
+    def run_data(self, res):
+        c, o = self.cfg, self.opts
         self.make_data()
         res['data'] = dict(images_s=self.t_images, lr_build_s=self.t_lr, npy_build_s=self.t_npy,
                            decoded_mib=self.data_mib)
@@ -328,6 +387,8 @@ class Bench:
         print(f'data: {c["images"]} images written in {self.t_images:.1f} s; bicubic LR x{c["scale"]} built in '
               f'{self.t_lr:.1f} s and the .npy cache in {self.t_npy:.1f} s by {max(1, o.n_threads)} threads; '
               f'{self.data_mib:.0f} MiB decoded', flush=True)
+
+    def run_loaders(self, res):
         for name, ext, extra in (('--ext img', 'img', ()), ('--ext sep', 'sep', ()),
                                  ('--ext sep --cache_mem 0', 'sep', ('--cache_mem', '0'))):
             try:
@@ -336,44 +397,28 @@ class Bench:
                 res['loader'][name] = dict(unsupported=one_line(e))
         print(self.loader_table(res['loader']), flush=True)
 
+    def plan(self):
+        """(options on the main model, options on the tiny model, skipped --compile options); adds the notes."""
+        c = self.cfg
         names = self.option_names()
         compile_names = [nm for nm in names if '--compile' in OPTIONS[nm] and c['compile'] != 'full']
         # --quick on a CPU: fp16 has no fast CPU kernels (~15x slower than fp32), so it gets the tiny model too
         fp16_tiny = [nm for nm in names if 'fp16' in OPTIONS[nm] and nm not in compile_names
                      and self.device.type == 'cpu' and c.get('fp16_cpu') == 'tiny']
         main_names = [nm for nm in names if nm not in compile_names + fp16_tiny]
-        for nm in main_names:
-            res['options'].append(self.option(nm, OPTIONS[nm]))
-            print(self.option_line(res['options'][-1], res['options']), flush=True)
+        tiny = f'a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats {TINY["n_feats"]})'
         if fp16_tiny:
-            self.notes.append(f'{", ".join(fp16_tiny)}: measured on a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, '
-                              f'n_feats {TINY["n_feats"]}) against its own eager fp32 row: fp16 convolutions on a CPU '
-                              'are an order of magnitude slower than fp32 (run without --quick for the full network)')
+            self.notes.append(f'{", ".join(fp16_tiny)}: measured on {tiny} against its own eager fp32 row: fp16 '
+                              'convolutions on a CPU are an order of magnitude slower than fp32 (run without '
+                              '--quick for the full network)')
         if compile_names and c['compile'] == 'skip':
-            tiny_names = fp16_tiny
             self.notes.append(f'skipped ({", ".join(compile_names)}): torch.compile takes tens of seconds '
                               'per shape on a CPU; run without --smoke to measure it')
-            for nm in compile_names:
-                res['options'].append(dict(option=nm, flags=' '.join(OPTIONS[nm]), model='main',
-                                           skipped='skipped: torch.compile takes tens of seconds per shape on a CPU'))
-                print(self.option_line(res['options'][-1], res['options']), flush=True)
-        else:
-            tiny_names = fp16_tiny + compile_names
-            if compile_names:
-                self.notes.append(f'--compile rows use a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats '
-                                  f'{TINY["n_feats"]}) and compare with its own eager fp32 row: compiling the full '
-                                  'network takes ~40 s per shape on a CPU (run without --quick for it)')
-        if tiny_names:
-            for nm in ['eager fp32'] + tiny_names:
-                res['options'].append(self.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
-                                                  OPTIONS[nm], model=TINY))
-                print(self.option_line(res['options'][-1], res['options']), flush=True)
-        res['ratio'] = self.ratios(res)
-        res['memory'] = dict(ru_maxrss_self_mib=ru_maxrss_mib(resource.RUSAGE_SELF),
-                             ru_maxrss_children_mib=ru_maxrss_mib(resource.RUSAGE_CHILDREN))
-        if self.device.type == 'cuda':
-            res['memory']['note'] = 'peak_cuda_mib per option: torch.cuda.max_memory_allocated after a reset'
-        return res
+            return main_names, fp16_tiny, compile_names
+        if compile_names:
+            self.notes.append(f'--compile rows use {tiny} and compare with its own eager fp32 row: compiling the '
+                              'full network takes ~40 s per shape on a CPU (run without --quick for it)')
+        return main_names, fp16_tiny + compile_names, []
 
     def option_names(self):
         if not self.opts.options:

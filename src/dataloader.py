@@ -11,7 +11,9 @@ have seen.
 import os
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from distributed import World
 
 
 class ScaleBatchSampler(Sampler):
@@ -75,11 +77,36 @@ def collate(batch):
     return lr, hr, [b[2] for b in batch], batch[0][3]
 
 
+class Joined(Dataset):
+    """Several training sets (--data_train A+B) as one; indices
+    (i, idx_scale, seed) pass through to the set that holds i."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+        self.name = '+'.join(d.name for d in datasets)
+        self.sizes = [len(d) for d in datasets]
+
+    def __len__(self):
+        return sum(self.sizes)
+
+    def __getitem__(self, index):
+        i, rest = (index[0], tuple(index[1:])) if isinstance(index, (tuple, list)) else (index, ())
+        for d, n in zip(self.datasets, self.sizes):
+            if i < n:
+                return d[(i,) + rest] if rest else d[i]
+            i -= n
+        raise IndexError(index)
+
+
 class MSDataLoader(DataLoader):
-    def __init__(self, args, dataset, train=True, rank=0, world_size=1):
+    """`world`: the distributed.World whose rank takes its slice of every
+    training batch (one process when None)."""
+
+    def __init__(self, args, dataset, train=True, world=None):
+        world = World() if world is None else world
         if train:
-            sampler = ScaleBatchSampler(len(dataset), args.batch_size, len(args.scale), args.seed, rank, world_size,
-                                        max_batches=args.test_every)
+            sampler = ScaleBatchSampler(len(dataset), args.batch_size, len(args.scale), args.seed, world.rank,
+                                        world.world_size, max_batches=args.test_every)
         else:
             sampler = TestSampler(len(dataset))
         cuda = not args.cpu and torch.cuda.is_available()

@@ -5,13 +5,13 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 import metrics
-
-IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'}
+from data import common
 
 HELP_EPILOG = """\
 pairing rule:
@@ -26,6 +26,13 @@ pairing rule:
   exactly one SR image and every other SR image must match an HR image,
   otherwise the run stops with exit code 1.
 
+images:
+  read as training and --test_only read them (src/data/common.py): files
+  ending in %s;
+  alpha dropped, palette as RGB, 16-bit to 8-bit (v / 257, rounded), float
+  images rounded to 8 bits (times 255 when all values are <= 1). Other files
+  are skipped with a warning.
+
 sizes:
   if the HR image is larger than the SR image by less than S pixels in each
   dimension, HR is cropped to a multiple of S (mod-crop) before comparing.
@@ -34,7 +41,7 @@ metrics:
   Y channel (16 + (65.481 R + 128.553 G + 24.966 B) / 255, float) for RGB,
   the single channel for grayscale; --shave pixels are removed at each
   border (default S). PSNR in dB, SSIM with an 11x11 Gaussian window.
-"""
+""" % ' '.join(common.IMG_EXTS)
 
 
 class EvalError(Exception):
@@ -42,35 +49,25 @@ class EvalError(Exception):
 
 
 def read_image(path):
-    """Read an image as uint8 HxW (grayscale) or HxWx3 (colour)."""
-    import imageio.v3 as iio
-
+    """uint8 HxW (grayscale) or HxWx3 (colour), read by the data pipeline's
+    reader (data/common.py), so the pixels are the ones training compares."""
     try:
-        img = np.asarray(iio.imread(path))  # palette images come back as RGB(A)
-    except Exception as e:  # imageio raises many types
-        raise EvalError('cannot read %s: %s' % (path, e))
-    if img.dtype == np.bool_:
-        img = img.astype(np.uint8) * 255
-    elif img.dtype == np.uint16:
-        img = np.floor(img / 257.0 + 0.5).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise EvalError('unsupported pixel type %s in %s' % (img.dtype, path))
-    if img.ndim == 3:
-        if img.shape[2] in (2, 4):  # drop alpha
-            img = img[:, :, :-1]
-        if img.shape[2] == 1:
-            img = img[:, :, 0]
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
-        raise EvalError('unsupported image shape %s in %s' % (img.shape, path))
-    return img
+        img = common.read_image(str(path), n_colors=None)
+    except common.DataError as e:
+        raise EvalError(str(e))
+    return img[:, :, 0] if img.shape[2] == 1 else img
 
 
 def list_images(folder):
+    """The image files of `folder` as the data pipeline lists them."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EvalError('not a directory: %s' % folder)
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return [Path(p) for p in common.list_images(str(folder))]
+
+
+def _warning_line(message, *_):
+    print('evaluate.py: warning: %s' % message, file=sys.stderr)
 
 
 def match_stem(stem, hr_stems, scale):
@@ -180,7 +177,9 @@ def main(argv=None):
     if args.shave is not None and args.shave < 0:
         parser.error('--shave must be >= 0')
     try:
-        result = evaluate(args.sr, args.hr, args.scale, args.shave)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line  # one line per skipped file
+            result = evaluate(args.sr, args.hr, args.scale, args.shave)
         print(format_table(result))
         if args.json:
             write_json(result, args.json)

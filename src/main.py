@@ -20,35 +20,32 @@ def one_line(e):
 
 def run(args):
     import data
+    import distributed
     import loss
     import model
     from data.common import DataError
     from trainer import Interrupted, Trainer
 
     torch.manual_seed(args.seed)
-    utility.setup_distributed(args)
-    ckp = utility.checkpoint(args)
+    world = distributed.setup(args)
+    ckp = utility.checkpoint(args, world=world)
     trainer = None
     try:
         if args.data_test == ['video']:
             import videotester
-            m = model.Model(args, ckp)
-            videotester.VideoTester(args, m, ckp).test()
+            videotester.VideoTester(args, model.Model(args, ckp, world), ckp).test()
         else:
-            loader = data.Data(args)
-            m = model.Model(args, ckp)
+            loader = data.Data(args, world)
+            m = model.Model(args, ckp, world)
             lo = loss.Loss(args, ckp) if not args.test_only else None
-            trainer = Trainer(args, loader, m, lo, ckp)
+            trainer = Trainer(args, loader, m, lo, ckp, world)
             while not trainer.terminate():
                 trainer.train()
                 trainer.test()
     except Interrupted as e:
         trainer.save_interrupted()
-        cmd = shlex.join(a for a in args.argv if a != '--reset')
-        if not args.load:
-            cmd += f' --load {shlex.quote(args.save)} --resume -1'
         print(f'\nStopped by signal {e.signum}; complete state saved in {ckp.dir}.\n'
-              f'Resume with: python main.py {cmd}', file=sys.stderr)
+              f'Resume with: python main.py {resume_command(args)}', file=sys.stderr)
         ckp.done()
         return 128 + e.signum
     except (utility.SRLabError, DataError) as e:
@@ -58,10 +55,16 @@ def run(args):
     finally:
         if trainer is not None:
             trainer.close()
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        distributed.close()
     ckp.done()
     return 0
+
+
+def resume_command(args):
+    cmd = shlex.join(a for a in args.argv if a != '--reset')
+    if not args.load:
+        cmd += f' --load {shlex.quote(args.save)} --resume -1'
+    return cmd
 
 
 def main(argv=None):

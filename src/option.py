@@ -13,7 +13,6 @@ from pathlib import Path
 import template
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / 'src'
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -21,6 +20,32 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 class OptionError(ValueError):
     pass
+
+
+class Args(argparse.Namespace):
+    """The parsed flags, read-only once parse_args returns: setting an attribute
+    raises. `args.replace(flag=value)` gives a changed, equally read-only copy."""
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get('_frozen'):
+            raise AttributeError(f'args are read-only after parsing (tried to set args.{name})')
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if self.__dict__.get('_frozen'):
+            raise AttributeError(f'args are read-only after parsing (tried to delete args.{name})')
+        super().__delattr__(name)
+
+    def freeze(self):
+        self.__dict__['_frozen'] = True
+        return self
+
+    def flags(self):
+        """{flag: value} without the read-only marker."""
+        return {k: v for k, v in vars(self).items() if not k.startswith('_')}
+
+    def replace(self, **changes):
+        return Args(**{**self.flags(), **changes}).freeze()
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,7 +123,7 @@ def build_parser():
     a('--G0', type=int, default=64, help='RDN feature maps')
     a('--RDNkSize', type=int, default=3, help='RDN kernel size')
     a('--RDNconfig', default='B', help='RDN configuration A or B')
-    # >>> model zoo flags (owned by the model-zoo work; keep EDSR-style names)
+    # model zoo (EDSR-style names)
     a('--window_size', type=int, default=8, help='SwinIR attention window (input padded to a multiple)')
     a('--embed_dim', type=int, default=180, help='SwinIR feature maps')
     a('--depths', default='6+6+6+6+6+6', help="SwinIR Swin blocks per residual group, joined with '+'")
@@ -109,7 +134,6 @@ def build_parser():
     a('--dbpn_stages', type=int, default=7, help='DDBPN up-projection units T (T-1 down-projections)')
     a('--dbpn_n0', type=int, default=256, help='DDBPN initial feature maps')
     a('--dbpn_nr', type=int, default=64, help='DDBPN projection feature maps')
-    # <<< model zoo flags
     # training
     a('--reset', action='store_true', help='delete the experiment directory first')
     a('--test_every', type=int, default=1000, help='iterations per epoch')
@@ -131,7 +155,7 @@ def build_parser():
     a('--loss', default='1*L1', help="weighted terms, e.g. '1*L1+0.5*MSE'")
     a('--skip_threshold', type=float, default=1e8, help='skip a batch whose loss exceeds this x the running mean')
     a('--max_skips', type=int, default=50, help='stop (saving the last good state) after this many skips in a row')
-    # >>> video flags
+    # video
     a('--video_fps', type=float, default=24, help='frame rate of a frames folder given as --dir_demo (a video keeps its own)')
     a('--video_crf', type=int, default=18, help='output quality, x264/x265 CRF: 0 lossless (with libx264rgb) ... 51 worst')
     a('--video_codec', default='libx264', help='ffmpeg encoder of the output .mp4: libx264 (yuv420p), libx264rgb (RGB), ...')
@@ -139,8 +163,7 @@ def build_parser():
     a('--video_hr', default='', help='ground-truth video or frames folder of the upscaled size: report PSNR/SSIM. '
       'A lossy reference (e.g. H.264) shifts the numbers; a frames folder or a lossless video '
       '(ffv1 or png in .mkv) gives exact ones')
-    # <<< video flags
-    # >>> gan flags
+    # perceptual and adversarial losses
     def positive_int(v):
         if not str(v).isdigit() or int(v) < 1:
             raise argparse.ArgumentTypeError(f"must be a positive integer, got '{v}'")
@@ -151,7 +174,6 @@ def build_parser():
       help='discriminator: srgan (EDSR/SRGAN, --patch_size inputs) or patch (PatchGAN, any size)')
     a('--gan_k', type=positive_int, default=1, help='discriminator steps per generator step')
     a('--gp_weight', type=float, default=10, help='WGAN_GP gradient penalty weight')
-    # <<< gan flags
     # log
     a('--save', default='test', help='experiment name: experiment/<save>')
     a('--load', default='', help='experiment to continue: experiment/<load>')
@@ -188,29 +210,22 @@ def parse_range(text):
     return out
 
 
-def dataset_kind(name, dir_data):
-    """'module' for src/data/<name>.py, 'benchmark' for a folder benchmark/<name>, else None."""
-    if name.lower() == 'video':
-        return 'video'
-    if name.lower() in _data_modules():
-        return 'module'
-    if (Path(dir_data) / 'benchmark' / name).is_dir():
-        return 'benchmark'
-    return None
-
-
-_NOT_DATASETS = {'__init__', 'common', 'srdata', 'imresize', 'benchmark'}
-
-
-def _data_modules():
-    return {p.stem.lower() for p in (SRC / 'data').glob('*.py')} - _NOT_DATASETS
-
-
 def model_names():
-    return sorted(p.stem for p in (SRC / 'model').glob('*.py') if p.stem not in ('__init__', 'common', 'released'))
+    from registry import MODELS
+    return MODELS.names()
 
 
 def validate(args):
+    """Parse the list flags and check every value (before the args are frozen)."""
+    _lists(args)
+    _numbers(args)
+    _choices(args)
+    _datasets(args)
+    _paths(args)
+    return args
+
+
+def _lists(args):
     args.scale = _positive_ints('--scale', args.scale)
     if len(set(args.scale)) != len(args.scale):
         raise OptionError(f"--scale: repeated scale in '{'+'.join(map(str, args.scale))}'")
@@ -226,6 +241,8 @@ def validate(args):
     if len(args.betas) != 2 or not all(0 <= b < 1 for b in args.betas):
         raise OptionError(f"--betas: '{'-'.join(betas)}' must be two numbers in [0, 1) like 0.9-0.999")
 
+
+def _numbers(args):
     for flag, val in (('--lr', args.lr), ('--gamma', args.gamma), ('--rgb_range', args.rgb_range),
                       ('--batch_size', args.batch_size), ('--patch_size', args.patch_size),
                       ('--test_every', args.test_every), ('--n_feats', args.n_feats),
@@ -248,6 +265,10 @@ def validate(args):
         raise OptionError(f'--ema: decay must be in [0, 1), got {args.ema}')
     if args.cache_mem < 0:
         raise OptionError(f'--cache_mem: must not be negative, got {args.cache_mem}')
+
+
+def _choices(args):
+    from registry import MODELS
     if args.n_colors not in (1, 3):
         raise OptionError(f'--n_colors: must be 1 or 3, got {args.n_colors}')
     if args.act.lower() not in ('relu', 'lrelu', 'prelu'):
@@ -258,57 +279,56 @@ def validate(args):
     args.optimizer = {'SGD': 'SGD', 'ADAM': 'ADAM', 'RMSPROP': 'RMSprop'}[opt]
     if args.patch_size < max(args.scale) and not args.test_only:
         raise OptionError(f'--patch_size: {args.patch_size} is smaller than scale {max(args.scale)}')
-
-    names = {n.lower(): n for n in model_names()}
-    if args.model.lower() not in names:
-        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(names.values())})")
-    args.model = names[args.model.lower()]
-
+    if args.model not in MODELS:
+        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(MODELS.names())})")
+    args.model = MODELS.canonical(args.model)
     ext = args.ext.split('-')
     if ext[0] not in ('img', 'sep') or ext[1:] not in ([], ['reset']):
         raise OptionError(f"--ext: '{args.ext}' must be img, sep or sep-reset")
 
+
+def _datasets(args):
+    import data
     args.data_train = [d for d in args.data_train.split('+') if d]
     args.data_test = [d for d in args.data_test.split('+') if d]
     if not args.data_test:
         raise OptionError('--data_test: no dataset given')
     checks = [('--data_test', args.data_test)] + ([] if args.test_only else [('--data_train', args.data_train)])
-    for flag, names_ in checks:
-        for name in names_:
-            kind = dataset_kind(name, args.dir_data)
+    for flag, names in checks:
+        for name in names:
+            kind = data.dataset_kind(name, args.dir_data)
             if kind is None:
                 raise OptionError(
                     f"{flag}: unknown dataset '{name}': no src/data/{name.lower()}.py and no folder "
                     f"{Path(args.dir_data) / 'benchmark' / name}")
-            if kind == 'video' and (flag == '--data_train' or len(names_) > 1):
+            if kind == 'video' and (flag == '--data_train' or len(names) > 1):
                 raise OptionError(f'{flag}: video is a test-only set and cannot be combined with others')
     if not args.test_only and not args.data_train:
         raise OptionError('--data_train: no dataset given')
 
+
+def _paths(args):
     # srlab's own cache folder may sit beside the data sets (default: dataset/cache),
     # but never in --dir_data itself or inside one of its data sets
     cache = Path(args.dir_cache).resolve()
-    data = Path(args.dir_data).resolve()
-    inside = [d for d in (data / 'DIV2K', data / 'benchmark') if cache == d or d in cache.parents]
-    if cache == data or inside:
-        raise OptionError(f'--dir_cache: {cache} would write inside the data in --dir_data {data}; '
+    root = Path(args.dir_data).resolve()
+    inside = [d for d in (root / 'DIV2K', root / 'benchmark') if cache == d or d in cache.parents]
+    if cache == root or inside:
+        raise OptionError(f'--dir_cache: {cache} would write inside the data in --dir_data {root}; '
                           'pick a separate folder')
-
-    import loss  # registry of loss terms, for validating --loss
+    import loss  # the registry of loss terms, for validating --loss
     try:
         loss.parse_loss(args.loss)
     except ValueError as e:
         raise OptionError(str(e))
-
     if args.resume != 0 and not args.load:
         raise OptionError(f'--resume: {args.resume} needs --load <experiment>')
     if args.epochs == 0:
         args.epochs = int(1e8)
     for k in ('save', 'load'):
-        v = getattr(args, k)
+        v = vars(args)[k]
         if v and (os.sep in v or v in ('.', '..')):
             raise OptionError(f"--{k}: '{v}' must be a plain experiment name, not a path")
-    return args
 
 
 def parse_args(argv=None):
@@ -319,9 +339,9 @@ def parse_args(argv=None):
             parser.set_defaults(**template.get(first.template, first))
         except KeyError as e:
             parser.exit(2, f'main.py: error: --template: {e.args[0]}\n')
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv, namespace=Args())
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return validate(args)
+        return validate(args).freeze()
     except OptionError as e:
         parser.exit(2, f'main.py: error: {e}\n')

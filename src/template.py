@@ -22,7 +22,7 @@ def _quick(first):
 
 def _hr_patch(first, lr_patch):
     """HR --patch_size for a paper's LR patch at the largest --scale given."""
-    scales = [int(s) for s in str(getattr(first, 'scale', 4)).split('+') if s.isdigit()]
+    scales = [int(s) for s in str(first.scale).split('+') if s.isdigit()]
     return lr_patch * max(scales, default=4)
 
 
@@ -32,15 +32,12 @@ TEMPLATES = {
     'MDSR': dict(model='MDSR', n_resblocks=16, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
     'MDSR_paper': dict(model='MDSR', n_resblocks=80, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
     'quick': _quick,
-    # >>> gan templates
     # EDSR-PyTorch's GAN recipe (fine-tune a x4 EDSR, e.g. with --pre_train)
     'GAN': dict(model='EDSR', scale='4', loss='5*VGG54+0.15*GAN', lr=5e-5, patch_size=96,
                 epochs=200, decay='150'),
     # ESRGAN's loss and schedule (400k iterations = 400 epochs of --test_every 1000)
     'ESRGAN': dict(scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',
                    patch_size=128, batch_size=16, epochs=400, decay='50-100-200-300', gamma=0.5),
-    # <<< gan templates
-    # >>> model zoo templates
     # paper settings; patch_size is HR = the paper's LR patch x the largest --scale
     'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, scale='2+3+4', patch_size=48, batch_size=64, loss='1*MSE'),
     'SRResNet': dict(model='SRResNet', n_resblocks=16, n_feats=64, scale='4', patch_size=96, batch_size=16,
@@ -65,7 +62,6 @@ TEMPLATES = {
         mlp_ratio=2, swin_upsampler='pixelshuffledirect', batch_size=64, lr=2e-4, epochs=500,
         decay='250-400-450-475', gamma=0.5, loss='1*L1',
         patch_size=_hr_patch(f, 64)),
-    # <<< model zoo templates
 }
 
 

@@ -1,6 +1,6 @@
-"""Experiment directory (logs, plots, results, image writer), timer, metrics."""
+"""The experiment directory (checkpoint: folder, log.txt, config.txt, result
+images), atomic file writes, one-line errors, timer and pixel helpers."""
 import datetime
-import json
 import os
 import queue
 import shutil
@@ -9,9 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+import state
+from distributed import World
 from metrics import calc_psnr_ssim  # noqa: F401  (re-exported: utility.calc_psnr_ssim)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,20 +23,6 @@ class SRLabError(Exception):
 
 
 # ---- persistence -----------------------------------------------------------
-_saves = 0
-
-
-def _fault_point(f):
-    """Fault injection for test/test_faults.py: with SRLAB_FAULT_KILL_ON_SAVE=N
-    the process SIGKILLs itself in the middle of its N-th file write."""
-    global _saves
-    n = os.environ.get('SRLAB_FAULT_KILL_ON_SAVE')
-    _saves += 1
-    if n and _saves == int(n):
-        f.flush()
-        os.kill(os.getpid(), 9)
-
-
 class _Recording:
     """A file that remembers the first OSError of a write (torch.save turns it
     into a RuntimeError like 'unexpected pos 704 vs 598')."""
@@ -83,7 +70,6 @@ def _atomic(path, write):
                 if rec.error is None:
                     raise
                 raise rec.error from e
-            _fault_point(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -107,32 +93,6 @@ def atomic_save(obj, path):
 
 def atomic_write_text(text, path):
     _atomic(path, lambda f: f.write(text.encode()))
-
-
-# ---- devices and processes -------------------------------------------------
-def setup_distributed(args):
-    """Reads torchrun's environment: args.rank, args.world_size, args.local_rank;
-    starts the process group (nccl on GPU, gloo on CPU) when world_size > 1."""
-    args.world_size = int(os.environ.get('WORLD_SIZE', '1'))
-    args.rank = int(os.environ.get('RANK', '0'))
-    args.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    if args.world_size > 1 and not torch.distributed.is_initialized():
-        cuda = not args.cpu and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(args.local_rank)
-        torch.distributed.init_process_group('nccl' if cuda else 'gloo',
-                                             timeout=datetime.timedelta(minutes=args.dist_timeout))
-    return args
-
-
-def device(args):
-    if args.cpu or not torch.cuda.is_available():
-        return torch.device('cpu')
-    return torch.device('cuda', getattr(args, 'local_rank', 0))
-
-
-def is_main(args):
-    return getattr(args, 'rank', 0) == 0
 
 
 # ---- small helpers ---------------------------------------------------------
@@ -251,22 +211,6 @@ class ImageWriter:
 
 
 # ---- experiment directory ---------------------------------------------------
-def holds_training_run(d):
-    """True when experiment dir `d` holds what training saved (weights, state or
-    PSNR log); a --test_only run leaves an empty model/ folder, which does not count."""
-    model_dir = os.path.join(d, 'model')
-    if any(os.path.exists(os.path.join(d, f)) for f in ('state.pt', 'psnr_log.pt')):
-        return True
-    return os.path.isdir(model_dir) and any(f.endswith('.pt') for f in os.listdir(model_dir))
-
-
-def committed_run(d):
-    """True when experiment dir `d` holds a completely saved epoch: state.pt is
-    written last in each epoch's save (psnr_log.pt: a run of EDSR-PyTorch or
-    one saved before state.pt existed)."""
-    return any(os.path.exists(os.path.join(d, f)) for f in ('state.pt', 'psnr_log.pt'))
-
-
 def remove_stale_temps(d):
     """Remove the temp files of atomic writes (.<name>.<random>.tmp) that a
     killed process left in experiment dir `d` and its model/ folder."""
@@ -282,47 +226,46 @@ def remove_stale_temps(d):
 
 
 class checkpoint:
-    """experiment/<save> (or experiment/<load> when continuing): config.txt,
-    log.txt, psnr_log.pt, per-set PSNR plots, results.json, saved images."""
+    """experiment/<save> (or experiment/<load> when continuing): the folder,
+    config.txt, log.txt and the result images. Under torchrun only rank 0
+    writes. Refuses to reuse a training run unless --load or --reset."""
 
-    def __init__(self, args, root=None):
+    def __init__(self, args, root=None, world=World()):
         self.args = args
-        self.ok = True
-        self.main = is_main(args)  # under torchrun only rank 0 writes
-        self.log = torch.Tensor()
+        self.main = world.main
         self.writer = None
         self.log_file = None
         root = Path(root or REPO / 'experiment')
         name = args.load or args.save
         self.dir = str(root / name)
         if args.load:
-            if not os.path.isdir(self.dir):
-                raise SRLabError(f'--load: no run named {args.load!r} in {root}')
-            if args.reset:
-                raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
-            if self.main:
-                remove_stale_temps(self.dir)
-            p = self.get_path('psnr_log.pt')
-            if os.path.exists(p):
-                self.log = torch.load(p, weights_only=True)
-                print(f'Continue from epoch {len(self.log)}...')
-        elif not self.main:
-            pass
-        else:
-            if args.reset and os.path.exists(self.dir):
-                shutil.rmtree(self.dir)
-            elif holds_training_run(self.dir) and not args.test_only:
-                raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
-                                 f'--load {name} --resume -1, delete it with --reset, or pick another --save')
+            self._check_load(root)
+        elif self.main:
+            self._check_save(name)
         if not self.main:
             return
         os.makedirs(self.get_path('model'), exist_ok=True)
         open_type = 'a' if os.path.exists(self.get_path('log.txt')) else 'w'
         self.log_file = open(self.get_path('log.txt'), open_type)
         now = datetime.datetime.now().strftime('%Y-%m-%d-%H:%M:%S')
-        lines = [now] + [f'{k}: {v}' for k, v in sorted(vars(args).items())]
+        lines = [now] + [f'{k}: {v}' for k, v in sorted(args.flags().items())]
         with open(self.get_path('config.txt'), open_type) as f:
             f.write('\n'.join(lines) + '\n\n')
+
+    def _check_load(self, root):
+        if not os.path.isdir(self.dir):
+            raise SRLabError(f'--load: no run named {self.args.load!r} in {root}')
+        if self.args.reset:
+            raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
+        if self.main:
+            remove_stale_temps(self.dir)
+
+    def _check_save(self, name):
+        if self.args.reset and os.path.exists(self.dir):
+            shutil.rmtree(self.dir)
+        elif state.holds_run(self.dir) and not self.args.test_only:
+            raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
+                             f'--load {name} --resume -1, delete it with --reset, or pick another --save')
 
     def get_path(self, *subdir):
         return os.path.join(self.dir, *subdir)
@@ -340,53 +283,11 @@ class checkpoint:
         else:
             self.log_file.flush()
 
-    def add_log(self, log):
-        self.log = torch.cat([self.log, log])
-
     def done(self):
         self.end_background()
         if self.log_file is not None:
             self.log_file.close()
             self.log_file = None
-
-    # saving a training state
-    def save(self, trainer, epoch, is_best=False):
-        if not self.main:
-            return
-        check_finite(trainer.model.state_dict(), self.dir)
-        trainer.model.save(self.get_path('model'), epoch, is_best=is_best, ema_state=trainer.ema_state())
-        trainer.loss.save(self.dir)
-        trainer.loss.plot_loss(self.dir, epoch)
-        self.plot_psnr(epoch)
-        trainer.save_state(self.dir)
-        atomic_save(self.log, self.get_path('psnr_log.pt'))
-
-    def plot_psnr(self, epoch):
-        if len(self.log) == 0:
-            return
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-        axis = np.arange(1, len(self.log) + 1)
-        for idx_data, d in enumerate(self.args.data_test):
-            fig = plt.figure()
-            plt.title(f'SR on {d}')
-            for idx_scale, scale in enumerate(self.args.scale):
-                plt.plot(axis, self.log[:, idx_data, idx_scale].numpy(), label=f'Scale {scale}')
-            plt.legend()
-            plt.xlabel('Epochs')
-            plt.ylabel('PSNR (dB)')
-            plt.grid(True)
-            plt.savefig(self.get_path(f'test_{d}.pdf'))
-            plt.savefig(self.get_path(f'test_{d}.png'))
-            plt.close(fig)
-
-    def write_results(self, results):
-        """results: {dataset: {scale: {'psnr', 'ssim', 'seconds_per_image'}}}"""
-        if not self.main:
-            return
-        path = self.get_path('results.json')
-        atomic_write_text(json.dumps(results, indent=2, sort_keys=True) + '\n', path)
 
     # result images
     def begin_background(self):

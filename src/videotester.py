@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 import utility
+from evaluator import Evaluator, score
 from data import common
 
 RGB_CODECS = ('libx264rgb', 'png')  # encoders given rgb24; all others get yuv420p
@@ -183,6 +184,7 @@ class VideoTester:
         self.args = args
         self.model = my_model
         self.ckp = ckp
+        self.evaluator = Evaluator(args, [], ckp)
         a = args
         if not a.video_fps > 0:
             raise utility.SRLabError(f'--video_fps: must be positive, got {a.video_fps}')
@@ -211,144 +213,181 @@ class VideoTester:
             if (hr.w, hr.h) != (src.w * s, src.h * s):
                 raise utility.SRLabError(f'--video_hr: {hr.path} is {hr.w}x{hr.h}, but x{s} of {src.path} '
                                          f'({src.w}x{src.h}) is {src.w * s}x{src.h * s}')
-        results = {}
         for idx_scale, scale in enumerate(a.scale):
-            results[str(scale)] = self.upscale(src, hr, idx_scale, scale)
-        self.ckp.write_results({'video': results})
+            self.evaluator.add('video', scale, self.upscale(src, hr, idx_scale, scale))
+        self.evaluator.write_results()
 
     def upscale(self, src, hr, idx_scale, scale):
+        return Job(self, src, hr, idx_scale, scale).run()
+
+
+class Job:
+    """One upscaling of src at one scale: reader thread -> model (this
+    thread) -> writer thread, linked by bounded queues and a stop event."""
+
+    def __init__(self, tester, src, hr, idx_scale, scale):
+        self.args, self.model, self.ckp = tester.args, tester.model, tester.ckp
+        self.src, self.hr, self.idx_scale, self.scale = src, hr, idx_scale, scale
         a = self.args
-        out_path = self.ckp.get_path(f'{src.name}_x{scale}.mp4')
-        w, h = src.w * scale, src.h * scale
-        pad_h, pad_w = (0, 0) if a.video_codec in RGB_CODECS else (h % 2, w % 2)
-        if pad_h or pad_w:
+        self.out_path = self.ckp.get_path(f'{src.name}_x{scale}.mp4')
+        w, h = self.w, self.h = src.w * scale, src.h * scale
+        self.pad_h, self.pad_w = (0, 0) if a.video_codec in RGB_CODECS else (h % 2, w % 2)
+        if self.pad_h or self.pad_w:
             self.ckp.write_log(f'{w}x{h} is odd, which yuv420p cannot hold: the last row/column is repeated '
-                               f'({w + pad_w}x{h + pad_h})')
-        tmps = [self.ckp.get_path(f'.{os.path.basename(out_path)}.{os.getpid()}.{i}.tmp') for i in (0, 1)]
-        stop = threading.Event()
-        errors = []
-        q_in, q_out = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
-        stats = {'frames': 0, 'per_frame': []}
-        bar = tqdm(total=src.count, desc=f'{src.name} x{scale}', unit='frame', dynamic_ncols=True,
-                   leave=False, disable=None)
+                               f'({w + self.pad_w}x{h + self.pad_h})')
+        name = os.path.basename(self.out_path)
+        self.tmps = [self.ckp.get_path(f'.{name}.{os.getpid()}.{i}.tmp') for i in (0, 1)]
+        self.stop = threading.Event()
+        self.errors = []
+        self.q_in, self.q_out = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
+        self.n_frames, self.per_frame = 0, []
+        self.model_seconds = 0.0
+        self.threads = []
+        self.bar = tqdm(total=src.count, desc=f'{src.name} x{scale}', unit='frame', dynamic_ncols=True,
+                        leave=False, disable=None)
 
-        def put(q, item):
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    pass
-            return False
-
-        def get(q):
-            while not stop.is_set():
-                try:
-                    return q.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            return None
-
-        def guarded(fn):
-            def run():
-                try:
-                    fn()
-                except BaseException as e:  # reported by the main thread
-                    errors.append(e)
-                    stop.set()
-            t = threading.Thread(target=run, daemon=True)
-            t.start()
-            return t
-
-        def reader():
-            batch = []
-            for f in src.frames():
-                batch.append(f)
-                if len(batch) == a.video_batch:
-                    if not put(q_in, np.stack(batch)):
-                        return
-                    batch = []
-            if batch and not put(q_in, np.stack(batch)):
-                return
-            put(q_in, DONE)
-
-        def writer():
-            hr_frames = hr.frames() if hr else None
-            try:
-                while True:
-                    item = get(q_out)
-                    if item is None:
-                        return
-                    if item is DONE:
-                        break
-                    for f in item:
-                        if hr_frames is not None:
-                            g = next(hr_frames, None)
-                            if g is None:
-                                raise utility.SRLabError(f'--video_hr: {hr.path} has fewer frames than {src.path}')
-                            p, s = utility.calc_psnr_ssim(_chw(f), _chw(g), 255, shave=scale)
-                            stats['per_frame'].append({'psnr': p, 'ssim': s})
-                        if pad_h or pad_w:
-                            f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode='edge')
-                        enc.write(f)
-                        stats['frames'] += 1
-                        bar.update(1)
-                if hr_frames is not None and next(hr_frames, None) is not None:
-                    raise utility.SRLabError(f'--video_hr: {hr.path} has more frames than {src.path}')
-                enc.close()
-            finally:
-                if hr_frames is not None:
-                    hr_frames.close()
-
+    def run(self):
+        a = self.args
         t0 = time.perf_counter()
-        model_seconds = 0.0
-        threads = []
-        enc = Encoder(tmps[0], out_path, w + pad_w, h + pad_h, a.n_colors, src.fps, a.video_codec, a.video_crf)
+        self.enc = Encoder(self.tmps[0], self.out_path, self.w + self.pad_w, self.h + self.pad_h,
+                           a.n_colors, self.src.fps, a.video_codec, a.video_crf)
         try:
-            threads = [guarded(reader), guarded(writer)]
-            dtype = next(iter(self.model.parameters()), torch.empty(0)).dtype
-            dev = self.model.device
-            while True:
-                batch = get(q_in)
-                if batch is None or batch is DONE:
-                    break
-                t1 = time.perf_counter()
-                x = torch.from_numpy(batch).to(dev).permute(0, 3, 1, 2).to(dtype).mul_(a.rgb_range / 255)
-                sr = self.model(x, idx_scale)
-                if tuple(sr.shape[-2:]) != (h, w):
-                    raise utility.SRLabError(f'--model {a.model} returned {sr.shape[-1]}x{sr.shape[-2]} '
-                                             f'frames for x{scale}, expected {w}x{h}')
-                sr = sr.float().mul(255 / a.rgb_range).clamp(0, 255).round().to(torch.uint8)
-                sr = sr.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-                model_seconds += time.perf_counter() - t1
-                if not put(q_out, sr):
-                    break
-            if batch is DONE:
-                put(q_out, DONE)
-            for t in threads:
+            self.threads = [self.start(self.reader), self.start(self.writer)]
+            self.model_loop()
+            for t in self.threads:
                 t.join()
-            if errors:
-                raise errors[0]
-            if src.audio:
-                mux_audio(tmps[0], src.path, tmps[1], self.ckp.write_log)
-                os.replace(tmps[1], out_path)
-            else:
-                os.replace(tmps[0], out_path)
+            if self.errors:
+                raise self.errors[0]
+            self.save()
         finally:  # also on errors: stop the threads and ffmpeg, drop the temp files
-            stop.set()
-            enc.kill()
-            for t in threads:
-                t.join()
-            bar.close()
-            for p in tmps:
-                if os.path.exists(p):
-                    os.remove(p)
-        n = max(stats['frames'], 1)
-        seconds = time.perf_counter() - t0
-        entry = {'frames': n, 'seconds_per_image': model_seconds / n, 'output': os.path.basename(out_path)}
+            self.cleanup()
+        return self.result(time.perf_counter() - t0)
+
+    def put(self, q, item):
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def get(self, q):
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        return None
+
+    def start(self, fn):
+        """Run fn in a daemon thread; its error stops the job."""
+        def run():
+            try:
+                fn()
+            except BaseException as e:  # reported by the main thread
+                self.errors.append(e)
+                self.stop.set()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def reader(self):
+        batch = []
+        for f in self.src.frames():
+            batch.append(f)
+            if len(batch) == self.args.video_batch:
+                if not self.put(self.q_in, np.stack(batch)):
+                    return
+                batch = []
+        if batch and not self.put(self.q_in, np.stack(batch)):
+            return
+        self.put(self.q_in, DONE)
+
+    def model_loop(self):
+        dtype = next(iter(self.model.parameters()), torch.empty(0)).dtype
+        dev = self.model.device
+        while True:
+            batch = self.get(self.q_in)
+            if batch is None or batch is DONE:
+                break
+            t1 = time.perf_counter()
+            sr = self.forward(batch, dtype, dev)
+            self.model_seconds += time.perf_counter() - t1
+            if not self.put(self.q_out, sr):
+                break
+        if batch is DONE:
+            self.put(self.q_out, DONE)
+
+    def forward(self, batch, dtype, dev):
+        """uint8 NHWC frames -> upscaled uint8 NHWC frames."""
+        a = self.args
+        x = torch.from_numpy(batch).to(dev).permute(0, 3, 1, 2).to(dtype).mul_(a.rgb_range / 255)
+        sr = self.model(x, self.idx_scale)
+        if tuple(sr.shape[-2:]) != (self.h, self.w):
+            raise utility.SRLabError(f'--model {a.model} returned {sr.shape[-1]}x{sr.shape[-2]} '
+                                     f'frames for x{self.scale}, expected {self.w}x{self.h}')
+        sr = sr.float().mul(255 / a.rgb_range).clamp(0, 255).round().to(torch.uint8)
+        return sr.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    def writer(self):
+        src, hr = self.src, self.hr
+        hr_frames = hr.frames() if hr else None
+        try:
+            while True:
+                item = self.get(self.q_out)
+                if item is None:
+                    return
+                if item is DONE:
+                    break
+                for f in item:
+                    self.write_frame(f, hr_frames)
+            if hr_frames is not None and next(hr_frames, None) is not None:
+                raise utility.SRLabError(f'--video_hr: {hr.path} has more frames than {src.path}')
+            self.enc.close()
+        finally:
+            if hr_frames is not None:
+                hr_frames.close()
+
+    def write_frame(self, f, hr_frames):
+        if hr_frames is not None:
+            g = next(hr_frames, None)
+            if g is None:
+                raise utility.SRLabError(f'--video_hr: {self.hr.path} has fewer frames than {self.src.path}')
+            p, s = score(_chw(f), _chw(g), self.scale, 255)
+            self.per_frame.append({'psnr': p, 'ssim': s})
+        if self.pad_h or self.pad_w:
+            f = np.pad(f, ((0, self.pad_h), (0, self.pad_w), (0, 0)), mode='edge')
+        self.enc.write(f)
+        self.n_frames += 1
+        self.bar.update(1)
+
+    def save(self):
+        """Move the encoded video (with the source's audio) to out_path."""
+        if self.src.audio:
+            mux_audio(self.tmps[0], self.src.path, self.tmps[1], self.ckp.write_log)
+            os.replace(self.tmps[1], self.out_path)
+        else:
+            os.replace(self.tmps[0], self.out_path)
+
+    def cleanup(self):
+        self.stop.set()
+        self.enc.kill()
+        for t in self.threads:
+            t.join()
+        self.bar.close()
+        for p in self.tmps:
+            if os.path.exists(p):
+                os.remove(p)
+
+    def result(self, seconds):
+        """Log the summary line and return the results entry."""
+        src, scale, out_path = self.src, self.scale, self.out_path
+        n = max(self.n_frames, 1)
+        entry = {'frames': n, 'seconds_per_image': self.model_seconds / n, 'output': os.path.basename(out_path)}
         msg = f'[video x{scale}]\t{n} frames in {seconds:.2f} s ({n / seconds:.2f} fps) -> {out_path}'
-        if hr:
-            pf = stats['per_frame']
+        if self.hr:
+            pf = self.per_frame
             entry.update(psnr=sum(e['psnr'] for e in pf) / n, ssim=sum(e['ssim'] for e in pf) / n, per_frame=pf)
             msg += f'\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f}'
         if src.audio:

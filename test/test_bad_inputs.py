@@ -178,9 +178,9 @@ def s_all_images_small(ctx):
 
 def _save_state(path, model, *flags):
     import option
-    from importlib import import_module
+    from registry import MODELS
     args = option.parse_args(['--model', model, '--scale', '2', *flags])
-    net = import_module('model.' + args.model.lower()).make_model(args)
+    net = MODELS.get(args.model)(args)
     torch.save(net.state_dict(), path)
     return path
 

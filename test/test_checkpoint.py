@@ -93,22 +93,24 @@ def test_refusal_through_main(tmp_path, exp_name, exp_dir, capsys):
 
 
 def test_results_json_and_psnr_plots(tmp_path):
-    args = train_args('--data_test', 'Demo')
-    args.data_test = ['SetA', 'SetB']
+    from evaluator import Evaluator
+    from state import Keyed, RunState
+    args = train_args('--data_test', 'Demo').replace(data_test=['SetA', 'SetB'])
     ckp = utility.checkpoint(args, root=tmp_path)
+    ev = Evaluator(args, [], ckp)
     results = {'SetA': {'2': {'psnr': 30.5, 'ssim': 0.9, 'seconds_per_image': 0.1}}}
-    ckp.write_results(results)
+    ev.add('SetA', 2, results['SetA']['2'])
+    ev.write_results()
     assert json.loads((tmp_path / 'run' / 'results.json').read_text()) == results
-    for epoch in (1, 2):
-        ckp.add_log(torch.tensor([[[30.0 + epoch, 28.0], [25.0, 24.0 + epoch]]]))
-    # a stand-in trainer: ckp.save writes weights, loss, plots, state and psnr_log.pt
+    log = torch.cat([torch.tensor([[[30.0 + epoch, 28.0], [25.0, 24.0 + epoch]]]) for epoch in (1, 2)])
+    ev.load_state_dict({'psnr_log': log, 'best': {}, 'bicubic': {}, 'results': results})
+    # a save: exported files (weights, psnr_log.pt and plots), then state.pt
     calls = []
-    trainer = types.SimpleNamespace(
-        model=types.SimpleNamespace(save=lambda *a, **k: calls.append(('model', a, k)),
-                                    state_dict=lambda: {'w': torch.zeros(2)}),
-        loss=types.SimpleNamespace(save=lambda d: calls.append('loss'), plot_loss=lambda d, e: calls.append('plot')),
-        save_state=lambda d: calls.append('state'), ema_state=lambda: None)
-    ckp.save(trainer, 2, is_best=True)
+    model = types.SimpleNamespace(export=lambda *a, **k: calls.append(('model', a, k)),
+                                  state_dict=lambda: {'w': torch.zeros(2)})
+    run = RunState(ckp.dir, [Keyed('model', model), ev])
+    run.save(lambda: (model.export(ckp.get_path('model'), 2, is_best=True), ev.export()))
+    calls.append('state') if (tmp_path / 'run' / 'state.pt').exists() else None
     ckp.done()
     d = tmp_path / 'run'
     for name in ('SetA', 'SetB'):

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 import option  # noqa: E402
 from conftest import SHARED, run_main  # noqa: E402
-from data import common, make_dataset  # noqa: E402
+import data  # noqa: E402
+from data import common, make_dataset, srdata  # noqa: E402
 from data.imresize import imresize  # noqa: E402
 
 
@@ -166,6 +167,32 @@ def test_modcrop_before_lr_and_compare(tmp_path):
     ds = make_dataset(args_for(tmp_path, data_test='Odd', scale='3'), 'Odd', train=False)
     lr, hr, _, _ = ds[0]
     assert tuple(hr.shape) == (3, 48, 45) and tuple(lr.shape) == (3, 16, 15)
+
+
+def test_registered_names_and_dataset_kind(tmp_path, mini):
+    from registry import DATASETS
+    assert DATASETS.names() == ['Demo', 'DIV2K', 'Folder', 'Sample']
+    d = tmp_path / 'data'
+    kinds = {n: data.dataset_kind(n, d) for n in ('div2k', 'Sample', 'FOLDER', 'Demo', 'video', 'Mini',
+                                                  'benchmark', 'srdata', 'common', 'Nope')}
+    assert kinds == {'div2k': 'module', 'Sample': 'module', 'FOLDER': 'module', 'Demo': 'module',
+                     'video': 'video', 'Mini': 'benchmark', 'benchmark': None, 'srdata': None,
+                     'common': None, 'Nope': None}
+
+
+def test_cache_mem_is_shared_by_the_datasets_of_one_run(tmp_path, mini, monkeypatch):
+    """--cache_mem holds the first set in RAM and leaves none for the second
+    (the same folder twice); the torchrun ranks of a node split it."""
+    need = make_dataset(args_for(tmp_path, scale='2', ext='sep'), 'Mini', train=False).mem_bytes
+    assert need > 0
+    for local, gib in (('1', need / 2 ** 30), ('2', 2 * need / 2 ** 30)):
+        monkeypatch.setenv('LOCAL_WORLD_SIZE', local)
+        args = args_for(tmp_path, '--cache_mem', repr(gib), data_test='Mini+Mini', scale='2', ext='sep')
+        held = [t.dataset.mem_bytes for t in data.Data(args).loader_test]
+        assert held == [need, 0]
+        budget = srdata.MemBudget(args.cache_mem)
+        assert [make_dataset(args, 'Mini', False, budget).mem_bytes for _ in range(2)] == [need, 0]
+        assert make_dataset(args, 'Mini', False).mem_bytes == need  # a budget of its own
 
 
 # ---- DIV2K ------------------------------------------------------------------

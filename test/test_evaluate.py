@@ -168,3 +168,34 @@ def test_read_image_modes(tmp_path):
     iio.imwrite(tmp_path / 'g16.png', g16)
     np.testing.assert_array_equal(evaluate.read_image(tmp_path / 'g16.png'),
                                   [[0, 0, 1, 1], [1, 2, 255, 255]])
+
+
+def test_reads_images_as_the_data_pipeline(tmp_path, capsys):
+    """One reader: a float SR image is rounded to 8 bits as training would read it."""
+    from PIL import Image
+    from data import common
+    d_sr, d_hr = tmp_path / 'sr', tmp_path / 'hr'
+    d_sr.mkdir()
+    d_hr.mkdir()
+    hr = rand_img(2, (20, 22))
+    iio.imwrite(d_hr / 'g.png', hr)
+    sr = np.random.default_rng(3).random((20, 22)).astype(np.float32)  # 0..1
+    Image.fromarray(sr).save(d_sr / 'g_x2_SR.tif')
+    (d_sr / 'notes.txt').write_text('not an image')
+    got = evaluate.read_image(d_sr / 'g_x2_SR.tif')
+    np.testing.assert_array_equal(got, common.read_image(str(d_sr / 'g_x2_SR.tif'), 1)[:, :, 0])
+    np.testing.assert_array_equal(got, np.floor(sr.astype(np.float64) * 255 + 0.5))
+    code, out, err = run_main(['--sr', d_sr, '--hr', d_hr, '--scale', 2], capsys)
+    assert code == 0, err
+    assert err.strip() == 'evaluate.py: warning: skipping non-image file %s' % (d_sr / 'notes.txt')
+    with pytest.warns(UserWarning, match='notes.txt'):
+        res = evaluate.evaluate(d_sr, d_hr, 2)
+    assert res['images']['g']['psnr'] == metrics.psnr(got, hr, 2)
+
+
+def test_unreadable_image_is_one_line_error(folders, capsys):
+    sr_dir, hr_dir, _, _ = folders
+    (sr_dir / 'birdx2.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'garbage' * 10)
+    code, out, err = run_main(['--sr', sr_dir, '--hr', hr_dir, '--scale', 2], capsys)
+    assert code == 1 and err.startswith('evaluate.py: error:') and 'birdx2.png' in err
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err

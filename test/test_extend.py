@@ -40,8 +40,9 @@ def test_readme_network_example_is_found_by_name_and_trains(tmp_path):
     code = readme_example()
     assert len(code.splitlines()) <= 30
     name = f'PytestNet{uuid.uuid4().hex[:6]}'
+    registered = re.search(r"@MODELS\.register\('(\w+)'\)", code).group(1)
     path = SRC / 'model' / f'{name.lower()}.py'
-    path.write_text(code)
+    path.write_text(code.replace(f"register('{registered}')", f"register('{name}')"))
     save = f'pytest_{name.lower()}'
     try:
         p = subprocess.run(
@@ -58,7 +59,7 @@ def test_readme_network_example_is_found_by_name_and_trains(tmp_path):
 
 
 def to_basicsr(state, n_resblocks):
-    """EDSR-PyTorch names -> BasicSR's EDSR names (independent of edsr.from_basicsr)."""
+    """EDSR-PyTorch names -> BasicSR's EDSR names (independent of EDSR.from_basicsr)."""
     out = {}
     for k, v in state.items():
         if k.startswith(('sub_mean', 'add_mean')):

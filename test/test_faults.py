@@ -32,6 +32,9 @@ sys.path.insert(0, str(SRC))
 
 import option  # noqa: E402
 import utility  # noqa: E402
+from faultpoints import fail_nth_write  # noqa: E402
+
+FAULTPOINTS = Path(__file__).resolve().parent / 'faultpoints.py'
 
 BATCH = 4
 STEPS = 6       # --test_every: batches per epoch
@@ -125,7 +128,9 @@ class Launch:
         if fsize is not None:  # RLIMIT_FSIZE: writes past `fsize` bytes fail with EFBIG (Python ignores SIGXFSZ)
             def preexec():
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        self.p = subprocess.Popen([sys.executable, 'main.py', *map(str, argv)], cwd=SRC, stdout=subprocess.PIPE,
+        # SRLAB_FAULT_KILL_ON_SAVE: launched through faultpoints.py, which arms the kill
+        launcher = str(FAULTPOINTS) if 'SRLAB_FAULT_KILL_ON_SAVE' in (env or {}) else 'main.py'
+        self.p = subprocess.Popen([sys.executable, launcher, *map(str, argv)], cwd=SRC, stdout=subprocess.PIPE,
                                   stderr=self.err, text=True, preexec_fn=preexec,
                                   env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
         self.timed_out = False
@@ -416,7 +421,7 @@ def test_non_finite_weights_are_not_saved_on_interrupt(cache, tmp_path):
         with pytest.raises(utility.SRLabError, match='non-finite'):
             t.save_interrupted()
         with pytest.raises(utility.SRLabError, match='non-finite'):
-            ckp.save(t, 1)
+            t.save()
         assert (tmp_path / 'x' / 'state.pt').read_bytes() == good
         assert all_finite(torch.load(tmp_path / 'x' / 'model' / 'model_latest.pt'))
     finally:
@@ -456,13 +461,7 @@ def test_enospc_during_a_save_through_main(cache, names, capsys, monkeypatch):
     """ENOSPC in the middle of the 9th write (epoch 2's model_latest.pt): one
     line naming the file, the previous one kept, no temp file."""
     name = names('enospc')
-    calls = {'n': 0}
-
-    def full_disk(f):
-        calls['n'] += 1
-        if calls['n'] >= 9:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(utility, '_fault_point', full_disk)
+    fail_nth_write(monkeypatch, 9, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     code, out, err = run_in_process(flags(cache, '--save', name, '--epochs', '2'), capsys)
     assert code == 1
     lines = error_lines(err)

@@ -257,7 +257,7 @@ def test_bicubic_model_is_matlab_imresize():
 
 def test_save_and_reload(tmp_path):
     m = build('--model', 'EDSR', '--scale', '2', '--n_resblocks', '2', '--n_feats', '8')
-    m.save(str(tmp_path), epoch=3, is_best=True)
+    m.export(str(tmp_path), epoch=3, is_best=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model_best.pt', 'model_latest.pt']
     assert not list(tmp_path.glob('.*'))
     torch.manual_seed(1)

@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +17,23 @@ from conftest import REPO, SRC, run_cli
 import loss as loss_mod  # noqa: E402
 import model as model_mod  # noqa: E402
 import option  # noqa: E402
-from benchmark import Loaders, Log  # noqa: E402
+import utility  # noqa: E402
 from dataloader import TestSampler  # noqa: E402
-from trainer import EMA, Trainer  # noqa: E402
+from stepper import EMA  # noqa: E402
+from trainer import Trainer  # noqa: E402
+
+NO_DATA = types.SimpleNamespace(loader_train=None, loader_test=[])  # the steps below are fed by hand
+
+
+class LogLines:
+    """The lines of a run's log.txt."""
+
+    def __init__(self, ckp):
+        self.path = Path(ckp.get_path('log.txt'))
+
+    @property
+    def lines(self):
+        return self.path.read_text().splitlines()
 
 
 def tiny(cache, *extra):
@@ -142,12 +158,12 @@ def test_ema_saved_tested_and_restored_on_resume(tmp_path, exp_name):
 # ---- --amp / --channels_last / --compile ----------------------------------------
 def make_trainer(tmp_path, *flags):
     args = option.parse_args(tiny(tmp_path, '--scale', '2', '--optimizer', 'SGD', '--lr', '0.1', *flags))
-    log = Log(tmp_path)
+    ckp = utility.checkpoint(args, root=tmp_path)
     torch.manual_seed(0)
-    m = model_mod.Model(args, log)
-    t = Trainer(args, Loaders(None), m, loss_mod.Loss(args, log), log)
+    m = model_mod.Model(args, ckp)
+    t = Trainer(args, NO_DATA, m, loss_mod.Loss(args, ckp), ckp)
     t.loss.start_log()
-    return t, log
+    return t, LogLines(ckp)
 
 
 def batch():
@@ -161,7 +177,7 @@ def outputs(t):
     """(eval output on a 20x20 input under the option's autocast, weight update of one SGD step)."""
     lr, hr = batch()
     t.model.eval()
-    with torch.no_grad(), t.autocast():
+    with torch.no_grad(), t.stepper.autocast():
         sr = t.model(lr[:1, :, :20, :20], 0).float()
     t.model.train()
     w0 = {k: v.clone() for k, v in t.model.get_model().state_dict().items()}
@@ -194,16 +210,17 @@ TOLERANCE = {
 def test_speed_option_matches_fp32_eager(tmp_path, fp32, flags):
     t, log = make_trainer(tmp_path, *flags)
     if 'fp16' in flags:  # a loss scale that overflows fp16 gradients: steps are held back, not skipped
-        t.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 36)
+        t.stepper.scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 36)
     sr, update = outputs(t)
     err = (sr - fp32[0]).abs().max().item()
     cos = torch.nn.functional.cosine_similarity(update, fp32[1], dim=0).item()
     max_err, min_cos = TOLERANCE[flags]
     assert err < max_err, f'{flags}: SR differs from fp32 by {err:.4f} levels'
     assert cos > min_cos, f'{flags}: weight update cosine {cos:.6f}'
-    assert t.skips_total == 0, log.lines
+    assert t.stepper.skips_total == 0, log.lines
     if 'fp16' in flags:
-        assert t.scale_backoffs > 0 and t.scaler.get_scale() < 2.0 ** 36 / 2 ** t.scale_backoffs * 1.01
+        assert t.stepper.scale_backoffs > 0 and \
+            t.stepper.scaler.get_scale() < 2.0 ** 36 / 2 ** t.stepper.scale_backoffs * 1.01
 
 
 def test_compile_matches_fp32_eager(tmp_path, fp32):

@@ -161,7 +161,7 @@ def test_skip_threshold_skips_outliers_and_nonfinite(cache, tmp_path):
     bad = lr.clone()
     bad[0, 0, 0, 0] = float('nan')
     assert not t.step(bad, hr, 0, ['nan1', 'nan2'])                 # non-finite
-    assert t.skips_total == 2
+    assert t.stepper.skips_total == 2
     for a, b in zip(before, t.model.parameters()):
         assert torch.equal(a, b)                                     # never stepped
     assert torch.equal(t.loss.last_values(), row)                    # not logged
@@ -182,12 +182,12 @@ def test_max_skips_stops_with_clear_error(cache, tmp_path):
 def test_optimizers_and_decay(cache, tmp_path):
     for name, cls in (('SGD', torch.optim.SGD), ('ADAM', torch.optim.Adam), ('RMSprop', torch.optim.RMSprop)):
         t = make_trainer(cache, tmp_path / name, '--optimizer', name, '--decay', '2-4', '--gamma', '0.1', '--lr', '1e-3')
-        assert isinstance(t.optimizer, cls)
+        assert isinstance(t.stepper.optimizer, cls)
         lrs = []
         for _ in range(5):
-            lrs.append(t.current_lr())
-            t.optimizer.step()
-            t.scheduler.step()
+            lrs.append(t.stepper.lr())
+            t.stepper.optimizer.step()
+            t.stepper.scheduler.step()
         assert lrs == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
 
 

@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 import tempfile
-from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import utility  # noqa: E402
 from data.imresize import imresize_tensor  # noqa: E402
 from model import Model, released  # noqa: E402
 from model.common import count_parameters  # noqa: E402
+from registry import MODELS  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -82,11 +82,9 @@ def make_args(argv, scale=(2,)):
 
 
 def build(argv, scale=(2,), seed=0, **flags):
-    args = make_args(argv, scale)
-    for k, v in flags.items():
-        setattr(args, k, v)
+    args = make_args(argv, scale).replace(**flags)
     torch.manual_seed(seed)
-    return import_module('model.' + args.model.lower()).make_model(args)
+    return MODELS.get(args.model)(args)
 
 
 def lr_batch(n=1, h=11, w=9, seed=0, rgb_range=255):
@@ -199,7 +197,7 @@ def test_wrapper_loads_single_into_multi(name, tmp_path):
 
 
 def rcan_to_basicsr(state, n_groups, n_blocks):
-    """Released RCAN names -> BasicSR rcan_arch names (the inverse of rcan.from_basicsr)."""
+    """Released RCAN names -> BasicSR rcan_arch names (the inverse of RCAN.from_basicsr)."""
     out = {}
     for k, v in state.items():
         if k.startswith(('sub_mean.', 'add_mean.')):
@@ -306,7 +304,7 @@ def test_released(tmp_path):
     (tmp_path / 'edsr_baseline_x2-1bc95232.pt').write_bytes(b'not the file')
     with pytest.raises(utility.SRLabError, match='SHA-256'):
         released.find_released(args)
-    args.scale = [2, 3, 4]
+    args = args.replace(scale=[2, 3, 4])
     with pytest.raises(utility.SRLabError, match='--scale'):
         released.find_released(args)
     f = tmp_path / 'file.bin'
@@ -322,7 +320,7 @@ def test_released(tmp_path):
     for name in ('VDSR', 'SRResNet', 'RCAN', 'RDN', 'DDBPN'):
         args = make_args(SMALL[name] + ['--dir_models', str(tmp_path)], (2,))
         with pytest.raises(utility.SRLabError, match='no released weights'):
-            import_module('model.' + name.lower()).released(args)
+            released.find_released(args)
 
 
 @pytest.mark.parametrize('name', ['VDSR', 'SRResNet', 'RCAN', 'RDN', 'DDBPN', 'SwinIR', 'SwinIR_light'])
@@ -330,5 +328,5 @@ def test_templates(name, tmp_path):
     (tmp_path / 'benchmark' / 'Set5').mkdir(parents=True)
     args = option.parse_args(['--template', name, '--test_only', '--data_test', 'Set5', '--dir_data', str(tmp_path),
                               '--dir_cache', str(tmp_path / 'cache')])
-    assert args.model == ('swinir' if 'SwinIR' in name else name.lower())
+    assert args.model == ('SwinIR' if 'SwinIR' in name else name)
     assert args.patch_size % max(args.scale) == 0

@@ -1,67 +1,69 @@
 """Data: the training loader and one test loader per --data_test set.
 
-A dataset NAME is the module src/data/<name>.py (its make_dataset(args, name,
-train)), or else a benchmark folder <dir_data>/benchmark/NAME.
+A dataset NAME is registered in its own file under src/data/ by its factory:
+
+    @DATASETS.register('DIV2K')
+    def make_dataset(args, name, train=True, budget=None): ...
+
+(`budget`: the srdata.MemBudget that the datasets of one run share). Any
+other NAME is a benchmark folder <dir_data>/benchmark/NAME (data/benchmark.py);
+'video' is the video tester's. Importing this package loads no torch, so
+evaluate.py can use data.common alone.
 """
-from importlib import import_module
+from pathlib import Path
 
-from torch.utils.data import Dataset
-
-from dataloader import MSDataLoader
+from registry import DATASETS
 
 
-def make_dataset(args, name, train):
-    from option import dataset_kind
-    kind = dataset_kind(name, args.dir_data)
-    module = import_module('data.' + (name.lower() if kind == 'module' else 'benchmark'))
-    return module.make_dataset(args, name, train=train)
+def dataset_kind(name, dir_data):
+    """'video', 'module' (a registered dataset), 'benchmark' (a folder
+    <dir_data>/benchmark/<name>) or None (unknown)."""
+    if name.lower() == 'video':
+        return 'video'
+    if name in DATASETS:
+        return 'module'
+    if (Path(dir_data) / 'benchmark' / name).is_dir():
+        return 'benchmark'
+    return None
 
 
-class Joined(Dataset):
-    """Several training sets as one; indices (i, idx_scale, seed) pass through."""
-
-    def __init__(self, datasets):
-        self.datasets = datasets
-        self.name = '+'.join(d.name for d in datasets)
-        self.sizes = [len(d) for d in datasets]
-
-    def __len__(self):
-        return sum(self.sizes)
-
-    def __getitem__(self, index):
-        i, rest = (index[0], tuple(index[1:])) if isinstance(index, (tuple, list)) else (index, ())
-        for d, n in zip(self.datasets, self.sizes):
-            if i < n:
-                return d[(i,) + rest] if rest else d[i]
-            i -= n
-        raise IndexError(index)
+def make_dataset(args, name, train, budget=None):
+    """The dataset NAME as typed (its spelling names its cache folder)."""
+    if dataset_kind(name, args.dir_data) == 'module':
+        factory = DATASETS.get(name)
+    else:
+        from data.benchmark import make_dataset as factory
+    return factory(args, name, train=train, budget=budget)
 
 
-def rank0_first(args, fn):
+def rank0_first(world, fn):
     """Under torchrun, rank 0 builds caches first; the others then read them."""
     import torch.distributed as dist
     on = dist.is_initialized()
-    if on and getattr(args, 'rank', 0) != 0:
+    if on and not world.main:
         dist.barrier()
     out = fn()
-    if on and getattr(args, 'rank', 0) == 0:
+    if on and world.main:
         dist.barrier()
     return out
 
 
 class Data:
-    def __init__(self, args):
-        rank0_first(args, lambda: self._build(args))
+    """`world`: the distributed.World of this process (one process when None)."""
 
-    def _build(self, args):
+    def __init__(self, args, world=None):
+        from distributed import World
+        world = World() if world is None else world
+        rank0_first(world, lambda: self._build(args, world))
+
+    def _build(self, args, world):
+        from data.srdata import MemBudget
+        from dataloader import Joined, MSDataLoader
+        budget = MemBudget(args.cache_mem)  # shared by every dataset of this run
         self.loader_train = None
         if not args.test_only:
-            sets = [make_dataset(args, name, train=True) for name in args.data_train]
+            sets = [make_dataset(args, name, True, budget) for name in args.data_train]
             trainset = sets[0] if len(sets) == 1 else Joined(sets)
-            self.loader_train = MSDataLoader(args, trainset, train=True, rank=getattr(args, 'rank', 0),
-                                             world_size=getattr(args, 'world_size', 1))
-        self.loader_test = []
-        for name in args.data_test:
-            if name.lower() == 'video':
-                continue
-            self.loader_test.append(MSDataLoader(args, make_dataset(args, name, train=False), train=False))
+            self.loader_train = MSDataLoader(args, trainset, train=True, world=world)
+        self.loader_test = [MSDataLoader(args, make_dataset(args, name, False, budget), train=False)
+                            for name in args.data_test if name.lower() != 'video']

@@ -3,7 +3,6 @@ import os
 import warnings
 
 import numpy as np
-import torch
 
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
 
@@ -27,8 +26,9 @@ def list_images(folder):
 
 
 def read_image(path, n_colors=3):
-    """Any PNG/JPEG/... (gray, gray+alpha, RGB, RGBA, palette, 16-bit) ->
-    HxWxn_colors uint8."""
+    """Any PNG/JPEG/... (gray, gray+alpha, RGB, RGBA, palette, 16-bit, float)
+    -> HxWxn_colors uint8; n_colors=None keeps the image's own (1 or 3).
+    The one reader of srlab: datasets, the demo, the video tester and evaluate.py."""
     import imageio.v3 as iio
     if os.path.getsize(path) == 0:
         raise DataError(f'{path}: empty file (0 bytes)')
@@ -36,6 +36,8 @@ def read_image(path, n_colors=3):
         img = iio.imread(path, index=0)  # the first frame of a GIF, APNG or multi-page TIFF
     except Exception as e:
         raise DataError(f'{path}: cannot decode image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})')
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
+        raise DataError(f'{path}: unsupported image shape {"x".join(map(str, img.shape))}')
     return set_channel(to_uint8(img, path), n_colors)
 
 
@@ -47,6 +49,8 @@ def to_uint8(img, path=''):
     if img.dtype == np.uint16 or (img.dtype.kind in 'iu' and img.max() > 255):
         return np.clip(np.floor(img.astype(np.float64) / 257 + 0.5), 0, 255).astype(np.uint8)
     if img.dtype.kind == 'f':
+        if not np.isfinite(img).all():
+            raise DataError(f'{path}: non-finite pixel values (NaN or inf)')
         scale = 255.0 if img.max() <= 1.0 else 1.0
         return np.clip(np.floor(img * scale + 0.5), 0, 255).astype(np.uint8)
     if img.dtype.kind in 'iu':
@@ -60,6 +64,7 @@ def rgb_to_y_uint8(img):
 
 
 def set_channel(img, n_colors):
+    """HxWx1 or HxWx3 with alpha dropped; converted to n_colors (None: as is)."""
     if img.ndim == 2:
         img = img[:, :, None]
     if img.shape[2] == 2:      # gray + alpha
@@ -107,5 +112,6 @@ def augment(arrays, rng):
 
 def np2tensor(img, rgb_range):
     """HxWxC uint8 -> CxHxW float32 on 0..rgb_range."""
+    import torch  # here, so that evaluate.py reads images without loading torch
     t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
     return t.mul_(rgb_range / 255)

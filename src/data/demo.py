@@ -5,9 +5,12 @@ import torch
 from torch.utils.data import Dataset
 
 from data import common
+from registry import DATASETS
 
 
-def make_dataset(args, name='Demo', train=False):
+@DATASETS.register('Demo')
+def make_dataset(args, name='Demo', train=False, budget=None):
+    """`budget` is unused: Demo reads its images at every access."""
     if train:
         raise common.DataError('Demo is a test-only set (it has no HR images)')
     return Demo(args, name)

@@ -4,16 +4,18 @@ DIV2K_{train,valid}_LR_bicubic/X<s>/0001x<s>.png, images picked by
 import os
 
 from data import common, srdata
+from registry import DATASETS
 
 
-def make_dataset(args, name='DIV2K', train=True):
-    return DIV2K(args, name, train=train)
+@DATASETS.register('DIV2K')
+def make_dataset(args, name='DIV2K', train=True, budget=None):
+    return DIV2K(args, name, train=train, budget=budget)
 
 
 class DIV2K(srdata.SRData):
     shave_extra = 6  # EDSR shaves scale + 6 pixels on DIV2K validation
 
-    def __init__(self, args, name='DIV2K', train=True):
+    def __init__(self, args, name='DIV2K', train=True, budget=None):
         ranges = args.data_range_parsed
         lo, hi = ranges[0] if train or len(ranges) == 1 else ranges[1]
         self.numbers = range(lo, hi + 1)
@@ -21,7 +23,7 @@ class DIV2K(srdata.SRData):
         self.dir_hr = os.path.join(self.root, 'DIV2K_train_HR')
         self.layout = (f'{self.root}/DIV2K_train_HR/{lo:04d}.png ... {hi:04d}.png '
                        '(or DIV2K_valid_HR), LR in DIV2K_train_LR_bicubic/X<s>/<nnnn>x<s>.png')
-        super().__init__(args, name, train=train)
+        super().__init__(args, name, train=train, budget=budget)
 
     def _scan(self):
         out = []

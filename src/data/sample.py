@@ -7,13 +7,15 @@ import os
 import numpy as np
 
 from data import common, srdata
+from registry import DATASETS
 
 PHOTOS = ('astronaut.png', 'chelsea.png', 'coffee.png', 'rocket.jpg', 'ihc.png', 'motorcycle_left.png')
 TILE = 144
 
 
-def make_dataset(args, name='Sample', train=True):
-    return Sample(args, name, train=train)
+@DATASETS.register('Sample')
+def make_dataset(args, name='Sample', train=True, budget=None):
+    return Sample(args, name, train=train, budget=budget)
 
 
 def build_tiles(dir_cache):
@@ -48,11 +50,11 @@ def build_tiles(dir_cache):
 
 
 class Sample(srdata.SRData):
-    def __init__(self, args, name='Sample', train=True):
+    def __init__(self, args, name='Sample', train=True, budget=None):
         train_dir, val_dir = build_tiles(args.dir_cache)
         self.dir_hr = train_dir if train else val_dir
         self.layout = 'tiles of the scikit-image sample photos'
-        super().__init__(args, name, train=train)
+        super().__init__(args, name, train=train, budget=budget)
 
     def _scan(self):
         return srdata.scan_folder(self.dir_hr, None, self.scale)

@@ -9,8 +9,9 @@ inside --dir_data.
 
 Speed: the caches are built by a pool of max(1, --n_threads) threads (PNG
 decoding, zlib and numpy release the GIL). With `--ext sep` the decoded arrays
-are then held in RAM while their total stays within --cache_mem GiB (split
-across the torchrun ranks of a node), the rest memory-mapped (opened once);
+are then held in RAM while their total stays within --cache_mem GiB (a
+MemBudget that the datasets of one Data build share, split across the
+torchrun ranks of a node), the rest memory-mapped (opened once);
 DataLoader workers are forked and share these arrays copy-on-write, so every
 image is decoded once and held once per process tree. `--ext img` decodes the
 file at every access.
@@ -54,10 +55,22 @@ def _write_npy(path, arr):
     os.replace(tmp, path)
 
 
+class MemBudget:
+    """The bytes of decoded images that may be held in RAM: --cache_mem GiB,
+    split across the torchrun ranks of a node (LOCAL_WORLD_SIZE)."""
+
+    def __init__(self, cache_mem):
+        local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
+        self.total = cache_mem * 2 ** 30 / local
+        self.used = 0
+
+
 class SRData(Dataset):
     layout = ''
 
-    def __init__(self, args, name='', train=True, benchmark=False):
+    def __init__(self, args, name='', train=True, benchmark=False, budget=None):
+        """`budget`: the MemBudget shared with the other datasets of the run
+        (a fresh one of its own when None)."""
         self.args = args
         self.name = name
         self.train = train
@@ -74,7 +87,7 @@ class SRData(Dataset):
             raise DataError(f'{name}: {what} {self.dir_hr}' + (f' (expected {self.layout})' if self.layout else ''))
         key = hashlib.sha1(str(Path(self.dir_hr).resolve()).encode()).hexdigest()[:8]
         self.cache_dir = os.path.join(args.dir_cache, f'{name}_{key}')
-        self._prepare(entries)
+        self._prepare(entries, MemBudget(args.cache_mem) if budget is None else budget)
         n = len(self.images_hr)
         self.repeat = max(-(-args.batch_size * args.test_every // n), 1) if train else 1  # ceil
 
@@ -94,7 +107,7 @@ class SRData(Dataset):
     def _npy_path(self, path, kind):
         return os.path.join(self.cache_dir, f'bin_c{self.args.n_colors}', kind, os.path.basename(path) + '.npy')
 
-    def _prepare(self, entries):
+    def _prepare(self, entries, budget):
         c = self.args.n_colors
         todo = [(hr, s) for hr, lrs in entries for s in self.scale if not lrs.get(s)]
         todo = [(hr, s) for hr, s in todo if self._stale(self._lr_cache_path(hr, s), hr)]
@@ -125,7 +138,7 @@ class SRData(Dataset):
         if not self.images_hr:
             raise DataError(f'{self.name}: no usable images left in {self.dir_hr}')
         if self.ext == 'sep':
-            self._hold_arrays()
+            self._hold_arrays(budget)
 
     def _parallel(self, fn, jobs, desc):
         """fn(job) for every job on max(1, --n_threads) threads, with a progress
@@ -186,14 +199,10 @@ class SRData(Dataset):
             if err is not None:
                 self._bad(err, bad, hr)
 
-    def _hold_arrays(self):
+    def _hold_arrays(self, budget):
         """Load the cached arrays into RAM, image by image (HR with its LR
-        images), while the total stays within --cache_mem GiB; the datasets
-        of one run share the budget, the torchrun ranks of a node split it.
-        The rest stays memory-mapped (opened here once, see _load)."""
-        local = max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
-        budget = self.args.cache_mem * 2 ** 30 / local
-        used = getattr(self.args, '_cache_mem_used', 0)
+        images), while `budget` (a MemBudget) lasts. The rest stays
+        memory-mapped (opened here once, see _load)."""
         chosen = []
         for i, hr in enumerate(self.images_hr):
             paths = [self._npy_path(hr, 'HR')] + [self._npy_path(self.images_lr[si][i], f'X{s}')
@@ -201,13 +210,9 @@ class SRData(Dataset):
             for p in paths:
                 self._maps[p] = np.load(p, mmap_mode='r')
             size = sum(self._maps[p].nbytes for p in paths)
-            if used + size <= budget:  # else a smaller image further on may still fit
-                used += size
+            if budget.used + size <= budget.total:  # else a smaller image further on may still fit
+                budget.used += size
                 chosen += paths
-        try:
-            self.args._cache_mem_used = used
-        except AttributeError:  # an args object without attributes: the budget is per dataset
-            pass
 
         def load(path):
             self._mem[path] = np.load(path)

@@ -1,8 +1,10 @@
 """Loss: a weighted sum of terms parsed from --loss ('1*L1+0.5*MSE').
 
-A term is one class registered with @term(name_regex): built as
-cls(args, name), called as term(sr, hr) -> scalar tensor. Per-term values are
-logged per epoch (loss_log.pt) and plotted (loss_<term>.pdf/.png).
+A term is one class registered with @LOSSES.register(NAME) (src/registry.py):
+built as cls(args, name), called as term(sr, hr) -> scalar tensor. Per-term
+values are logged per epoch (loss_log.pt) and plotted (loss_<term>.pdf/.png).
+A batch's values enter the log when it is computed; the trainer then
+commits the batch or rejects it (a skipped batch), which takes them out.
 
 Optional hooks a term may define (the adversarial terms do): start_log() and
 end_log() at the start/end of an epoch, display() -> str for the progress
@@ -17,33 +19,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-REGISTRY = []  # (compiled regex, class)
+import utility
+from registry import LOSSES
 
 
-def term(pattern):
-    def deco(cls):
-        REGISTRY.append((re.compile(pattern + r'\Z'), cls))
-        return cls
-    return deco
-
-
-@term('L1')
+@LOSSES.register('L1')
 class L1(nn.L1Loss):
     def __init__(self, args, name):
         super().__init__()
 
 
-@term('MSE')
+@LOSSES.register('MSE')
 class MSE(nn.MSELoss):
     def __init__(self, args, name):
         super().__init__()
-
-
-def find_term(name):
-    for rx, cls in REGISTRY:
-        if rx.match(name):
-            return cls
-    return None
 
 
 def parse_loss(text):
@@ -54,9 +43,8 @@ def parse_loss(text):
         if not m:
             raise ValueError(f"--loss: '{part}' in '{text}' is not of the form <weight>*<term>, e.g. 1*L1")
         w, name = float(m.group(1)), m.group(2)
-        if find_term(name) is None:
-            known = ', '.join(rx.pattern[:-2] for rx, _ in REGISTRY)
-            raise ValueError(f"--loss: unknown term '{name}' (known: {known})")
+        if LOSSES.canonical(name) != name:
+            raise ValueError(f"--loss: unknown term '{name}' (known: {', '.join(LOSSES.names())})")
         if w <= 0:
             raise ValueError(f"--loss: weight of '{name}' must be positive, got {w}")
         out.append((w, name))
@@ -69,7 +57,7 @@ class Loss(nn.Module):
         self.loss = []
         self.loss_module = nn.ModuleList()
         for weight, name in parse_loss(args.loss):
-            fn = find_term(name)(args, name)
+            fn = LOSSES.get(name)(args, name)
             self.loss.append({'type': name, 'weight': weight, 'function': fn})
             self.loss_module.append(fn)
         if len(self.loss) > 1:
@@ -80,11 +68,11 @@ class Loss(nn.Module):
         device = torch.device('cpu' if args.cpu or not torch.cuda.is_available() else 'cuda')
         self.loss_module.to(device)
         self.log = torch.Tensor()
+        self.before = None  # the epoch row before the last batch (reject() restores it)
         self.ckp = ckp
-        if args.load:
-            self.load(ckp.dir)
 
     def forward(self, sr, hr):
+        self.before = self.log[-1].clone() if len(self.log) else None
         losses = []
         for i, item in enumerate(self.loss):
             if item['function'] is not None:
@@ -99,11 +87,15 @@ class Loss(nn.Module):
     def hooks(self, name):
         return [getattr(fn, name) for fn in self.loss_module if hasattr(fn, name)]
 
-    def terms(self, sr, hr):
-        """Weighted term values without logging (for skip decisions).
-        Note: an adversarial term also takes its discriminator steps here."""
-        return [(item['type'], item['weight'] * item['function'](sr, hr))
-                for item in self.loss if item['function'] is not None]
+    def commit(self):
+        """The last batch was used: its values stay in the log."""
+        self.before = None
+
+    def reject(self):
+        """The last batch was skipped: its values leave the log."""
+        if self.before is not None:
+            self.log[-1] = self.before
+            self.before = None
 
     def start_log(self):
         self.log = torch.cat((self.log, torch.zeros(1, len(self.loss))))
@@ -119,10 +111,10 @@ class Loss(nn.Module):
             if self.ckp is not None:
                 self.ckp.write_log(hook())
 
-    def undo_batch(self, values):
-        """Remove one batch's logged values (a skipped batch)."""
-        for i, v in enumerate(values):
-            self.log[-1, i] -= v
+    def reduce(self, world, device):
+        """Under torchrun the epoch's logged values become their mean over ranks."""
+        if world.distributed:
+            self.log[-1] = torch.tensor(world.all_sum(self.log[-1].tolist(), device)) / world.world_size
 
     def last_values(self):
         return self.log[-1].clone()
@@ -157,24 +149,30 @@ class Loss(nn.Module):
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except (RuntimeError, ValueError, KeyError) as e:
-            import utility
             detail = ' '.join(str(e).split())[:300]
             raise utility.SRLabError(f'the saved loss state does not fit this --loss/--gan_arch (to train a saved '
                                      f'model with another loss, start a new run with --pre_train): {detail}') from e
 
+    def export(self, apath, epoch):
+        """loss.pt, loss_log.pt and the plots (part of a save, see state.py)."""
+        self.save(apath)
+        self.plot_loss(apath, epoch)
+
     def save(self, apath):
-        import utility
+        """loss.pt and loss_log.pt."""
         utility.atomic_save(self.state_dict(), os.path.join(apath, 'loss.pt'))
         utility.atomic_save(self.log, os.path.join(apath, 'loss_log.pt'))
 
-    def load(self, apath):
-        p = os.path.join(apath, 'loss.pt')
-        if os.path.exists(p):
-            self.load_state_dict(torch.load(p, map_location='cpu', weights_only=True))
-        p = os.path.join(apath, 'loss_log.pt')
-        if os.path.exists(p):
-            self.log = torch.load(p, weights_only=True)
 
+class LossState:
+    """The run-state part of a Loss: its terms ('loss') and its log ('loss_log')."""
 
-# terms defined in other files register themselves on import
-from loss import adversarial, vgg  # noqa: E402,F401
+    def __init__(self, loss):
+        self.loss = loss
+
+    def state_dict(self):
+        return {'loss': self.loss.state_dict(), 'loss_log': self.loss.log}
+
+    def load_state_dict(self, st):
+        self.loss.load_state_dict(st['loss'])
+        self.loss.log = st['loss_log']

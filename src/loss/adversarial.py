@@ -3,14 +3,13 @@ average, ESRGAN). As in EDSR-PyTorch, the term's forward first takes --gan_k
 discriminator steps on the detached SR batch, then returns the generator loss.
 The discriminator, its optimizer and its per-epoch log are part of the term's
 state_dict, so they are saved with the run and restored by --resume -1."""
-from types import SimpleNamespace
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from loss import term
 from loss.discriminator import make_discriminator
+from registry import LOSSES
+from stepper import Stepper, make_optimizer
 
 
 def bce(x, real):
@@ -22,23 +21,24 @@ def hits(x, real):
     return ((x > 0) if real else (x < 0)).float().mean().item()
 
 
-@term('GAN')
-@term('WGAN_GP')
-@term('RGAN')
+@LOSSES.register('GAN')
+@LOSSES.register('WGAN_GP')
+@LOSSES.register('RGAN')
 class Adversarial(nn.Module):
     def __init__(self, args, name):
         super().__init__()
-        from trainer import make_optimizer
         self.name = name
-        self.gan_k = getattr(args, 'gan_k', 1)
-        self.gp_weight = getattr(args, 'gp_weight', 10.0)
+        self.gan_k = args.gan_k
+        self.gp_weight = args.gp_weight
         self.dis = make_discriminator(args, 'layer' if name == 'WGAN_GP' else 'batch')
         if name == 'WGAN_GP':  # Adam(0, 0.9) as in the WGAN-GP paper and EDSR-PyTorch
-            args = SimpleNamespace(**{**vars(args), 'optimizer': 'ADAM', 'betas': (0.0, 0.9)})
-        self.optimizer = make_optimizer(args, self.dis.parameters())
+            self.optimizer = make_optimizer(args, self.dis.parameters(), optimizer='ADAM', betas=(0.0, 0.9))
+        else:
+            self.optimizer = make_optimizer(args, self.dis.parameters())
+        self.stepper = Stepper(self.optimizer, self.dis)
         self.base_lr = args.lr
-        self.decay = getattr(args, 'decay_epochs', [])
-        self.gamma = getattr(args, 'gamma', 0.5)
+        self.decay = args.decay_epochs
+        self.gamma = args.gamma
         self.epochs = 0                  # completed epochs (drives the lr schedule)
         self.log = torch.zeros(0, 3)     # per epoch: sum of D loss, sum of D accuracy, D steps
 
@@ -69,10 +69,9 @@ class Adversarial(nn.Module):
             self.start_log()
         fake_d = fake.detach()
         for _ in range(self.gan_k):
-            self.optimizer.zero_grad(set_to_none=True)
+            self.stepper.zero_grad()
             loss_d, acc = self.d_loss(self.dis(fake_d), self.dis(real), fake_d, real)
-            loss_d.backward()
-            self.optimizer.step()
+            self.stepper.step(loss_d)
             self.log[-1] += torch.tensor([loss_d.item(), acc or 0.0, 1.0])
         self.dis.requires_grad_(False)  # the generator's backward leaves D alone
         try:

@@ -65,7 +65,7 @@ class PatchDiscriminator(nn.Module):
 
 
 def make_discriminator(args, norm='batch'):
-    arch = getattr(args, 'gan_arch', 'srgan')
+    arch = args.gan_arch
     if arch == 'patch':
         return PatchDiscriminator(args, norm)
     if arch == 'srgan':

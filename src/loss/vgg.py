@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import utility
-from loss import term
+from registry import LOSSES
 
 VGG19_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
              512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M']
@@ -45,10 +45,10 @@ class VGG19(nn.Module):
 
 def find_weights(args):
     """--vgg_weights, else <--dir_models>/vgg19-dcbb9e9d.pth, else torch's hub cache; None if absent."""
-    given = getattr(args, 'vgg_weights', '')
+    given = args.vgg_weights
     if given:
         return given if os.path.isfile(given) else None
-    for d in (getattr(args, 'dir_models', ''), os.path.join(torch.hub.get_dir(), 'checkpoints')):
+    for d in (args.dir_models, os.path.join(torch.hub.get_dir(), 'checkpoints')):
         p = os.path.join(d, WEIGHTS_FILE)
         if d and os.path.isfile(p):
             return p
@@ -58,11 +58,11 @@ def find_weights(args):
 def load_vgg19(args, name):
     path = find_weights(args)
     if path is None:
-        where = (f'no file {args.vgg_weights}' if getattr(args, 'vgg_weights', '')
+        where = (f'no file {args.vgg_weights}' if args.vgg_weights
                  else 'no weights given')
         raise utility.SRLabError(
             f"--loss {name} needs torchvision's VGG19 weights ({where}): download {WEIGHTS_URL} "
-            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in {getattr(args, 'dir_models', 'models')}/)")
+            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in {args.dir_models}/)")
     try:
         sd = torch.load(path, map_location='cpu', weights_only=True)
         net = VGG19()
@@ -73,8 +73,8 @@ def load_vgg19(args, name):
     return net
 
 
-@term('VGG22')
-@term('VGG54')
+@LOSSES.register('VGG22')
+@LOSSES.register('VGG54')
 class VGG(nn.Module):
     """MSE of frozen VGG19 features. The network is kept out of the registered
     modules, so it is neither trained nor saved in Loss.state_dict()."""

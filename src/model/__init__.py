@@ -1,15 +1,17 @@
-"""Model wrapper: builds `model/<name>.py:make_model(args)`, loads and saves
-weights, and runs the test-time forward (tiled `--chop`, `--self_ensemble`,
-`--precision`)."""
+"""Model wrapper: builds the network registered as --model (registry.MODELS),
+loads weights (--pre_train, --resume N, --extend) and exports them, and runs
+the test-time forward (tiled `--chop`, `--self_ensemble`, `--precision`)."""
 import contextlib
 import os
-from importlib import import_module
 
 import torch
 import torch.nn as nn
 
 import utility
+from distributed import World
+from model import released
 from model.common import count_parameters
+from registry import MODELS
 
 DTYPES = {'single': torch.float32, 'half': torch.float16, 'bf16': torch.bfloat16}
 
@@ -67,8 +69,18 @@ def _short(items, n=4):
     return s + (f' and {len(items) - n} more' if len(items) > n else '')
 
 
+def build_network(args):
+    """The network registered as args.model; a flag value it cannot take is a one-line SRLabError."""
+    try:
+        return MODELS.get(args.model)(args)
+    except KeyError as e:  # option.py checks --model; this is for callers that did not
+        raise utility.SRLabError(f'--model: {e.args[0]}') from e
+    except ValueError as e:
+        raise utility.SRLabError(str(e).splitlines()[0]) from e
+
+
 class Model(nn.Module):
-    def __init__(self, args, ckp):
+    def __init__(self, args, ckp, world=None):
         super().__init__()
         ckp.write_log('Making model...')
         self.args = args
@@ -77,16 +89,12 @@ class Model(nn.Module):
         self.self_ensemble = args.self_ensemble
         self.chop = args.chop
         self.precision = args.precision
-        self.device = utility.device(args)
+        self.device = (world or World()).device(args)
         self.n_GPUs = args.n_GPUs
         self.save_models = args.save_models
         self.ckp = ckp
 
-        self.module = import_module('model.' + args.model.lower())
-        try:
-            self.model = self.module.make_model(args).to(self.device)
-        except ValueError as e:  # a flag value the network cannot take
-            raise utility.SRLabError(str(e).splitlines()[0]) from e
+        self.model = build_network(args).to(self.device)
         if args.test_only and args.precision != 'single':
             self.model.to(DTYPES[args.precision])
         if args.channels_last:
@@ -232,7 +240,11 @@ class Model(nn.Module):
     def state_dict(self, *a, **k):
         return self.model.state_dict(*a, **k)
 
-    def save(self, apath, epoch, is_best=False, ema_state=None):
+    def load_state_dict(self, state, strict=True):
+        """Into the network (plain state_dict, as state_dict() gives)."""
+        return self.model.load_state_dict(state, strict=strict)
+
+    def export(self, apath, epoch, is_best=False, ema_state=None):
         """model_latest.pt (and _best, _<epoch>): plain state_dicts. With --ema
         the averaged weights go to model_latest_ema.pt, and model_best.pt holds
         the weights that were tested (the EMA ones)."""
@@ -246,26 +258,16 @@ class Model(nn.Module):
             utility.atomic_save(state, os.path.join(apath, f'model_{epoch}.pt'))
 
     def load(self, apath, pre_train='', resume=0):
-        if resume == -1:
-            path = os.path.join(apath, 'model_latest.pt')
-            if not os.path.isfile(path):  # killed before its first save
-                self.ckp.write_log(f'--resume -1: nothing saved yet in {apath}; starting from scratch')
-                return
-            if not utility.committed_run(os.path.dirname(apath)):
-                # killed during the first epoch's save: its model_latest.pt was
-                # written but the epoch was never committed (state.pt is last)
-                self.ckp.write_log(f'--resume -1: the first epoch was not completely saved in {os.path.dirname(apath)}; '
-                                   'starting from scratch')
-                return
-            self.load_weights(load_file(path, '--resume'), path, strict=True, flag='--resume')
-        elif resume > 0:
+        """--resume N (model_N.pt) or --pre_train; --resume -1 is restored by
+        the run state, not here."""
+        if resume > 0:
             path = os.path.join(apath, f'model_{resume}.pt')
             if not os.path.isfile(path):
                 raise utility.SRLabError(f'--resume {resume}: no saved model at {path} (were they kept with --save_models?)')
             self.load_weights(load_file(path, '--resume'), path, strict=True, flag='--resume')
         elif pre_train:
-            if pre_train == 'download' and hasattr(self.module, 'released'):
-                pre_train = self.module.released(self.args)
+            if pre_train == 'download':
+                pre_train = released.find_released(self.args)
             self.load_weights(load_file(pre_train), pre_train, strict=self.args.pre_train_strict)
 
     def load_weights(self, obj, source, strict=True, flag='--pre_train'):
@@ -278,9 +280,9 @@ class Model(nn.Module):
         except ValueError as e:
             raise utility.SRLabError(f'{flag}: {source}: {e}')
         if layout == 'basicsr':
-            if not hasattr(self.module, 'from_basicsr'):
+            if not hasattr(net, 'from_basicsr'):
                 raise utility.SRLabError(f'{flag}: {source} has BasicSR layout, which --model {self.args.model} cannot read')
-            state = self.module.from_basicsr(state, net)
+            state = net.from_basicsr(state)
         if hasattr(net, 'adapt_state_dict'):
             state = net.adapt_state_dict(state)
         own = net.state_dict()

@@ -1,5 +1,7 @@
 """Building blocks shared by the networks (EDSR-PyTorch module layout, so that
-released state_dict key names match)."""
+released state_dict key names match), and the per-scale plumbing: MultiScale
+(scale list, set_scale, per-scale modules, re-keying checkpoints by scale) and
+ResidualSR (EDSR's forward). Registers no network."""
 import math
 
 import torch
@@ -56,29 +58,46 @@ class Upsampler(nn.Sequential):
     """Sub-pixel upsampling: log2(s) x (conv to 4n, shuffle 2) or conv to 9n, shuffle 3."""
 
     def __init__(self, conv, scale, n_feats, bn=False, act=False, bias=True):
-        m = []
         if scale & (scale - 1) == 0:
-            for _ in range(int(math.log2(scale))):
-                m.append(conv(n_feats, 4 * n_feats, 3, bias))
-                m.append(nn.PixelShuffle(2))
-                if bn:
-                    m.append(nn.BatchNorm2d(n_feats))
-                if act == 'relu':
-                    m.append(nn.ReLU(True))
-                elif act == 'prelu':
-                    m.append(nn.PReLU(n_feats))
+            steps = [2] * int(math.log2(scale))
         elif scale == 3:
-            m.append(conv(n_feats, 9 * n_feats, 3, bias))
-            m.append(nn.PixelShuffle(3))
+            steps = [3]
+        else:
+            raise ValueError(f'--scale: sub-pixel upsampling supports 2^n and 3, not {scale}')
+        m = []
+        for r in steps:
+            m.append(conv(n_feats, r * r * n_feats, 3, bias))
+            m.append(nn.PixelShuffle(r))
             if bn:
                 m.append(nn.BatchNorm2d(n_feats))
             if act == 'relu':
                 m.append(nn.ReLU(True))
             elif act == 'prelu':
                 m.append(nn.PReLU(n_feats))
-        else:
-            raise ValueError(f'--scale: sub-pixel upsampling supports 2^n and 3, not {scale}')
         super().__init__(*m)
+
+
+def upsampling_tail(conv, scale, n_feats, n_colors, kernel_size=3, act=False):
+    """EDSR's tail for one scale: Upsampler (tail.0) and the last conv (tail.1)."""
+    return nn.Sequential(Upsampler(conv, scale, n_feats, act=act), conv(n_feats, n_colors, kernel_size))
+
+
+def add_mean_shift(net, args):
+    """Give `net` the frozen sub_mean/add_mean pair (RGB only; keys as released).
+    Returns whether its forward should use them (--shift_mean)."""
+    if args.n_colors == 3:
+        net.sub_mean = MeanShift(args.rgb_range)
+        net.add_mean = MeanShift(args.rgb_range, sign=1)
+    return args.shift_mean and args.n_colors == 3
+
+
+def with_mean_shift(state, net):
+    """`state` with net's own MeanShift tensors added (BasicSR files have none)."""
+    out = dict(state)
+    for k, v in net.state_dict().items():
+        if k.startswith(('sub_mean.', 'add_mean.')):
+            out[k] = v.clone()
+    return out
 
 
 def upsampler_scale(state, prefix):
@@ -100,44 +119,108 @@ def count_parameters(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def remap_tails(state, scales, prefix='tail'):
-    """Re-key the per-scale tails of a checkpoint for a model with `scales`.
+def _split_per_scale(rest):
+    """The per-scale modules of a checkpoint: one (single-scale layout, where
+    some key sits directly on a child: `0.weight`, `1.bias`) or one per
+    `<k>.` group (multi-scale layout)."""
+    if any(k.count('.') == 1 for k in rest):
+        return [rest]
+    groups = {}
+    for k, v in rest.items():
+        i, _, r = k.partition('.')
+        groups.setdefault(i, {})[r] = v
+    return list(groups.values())
 
-    A single-scale model stores its tail as `<prefix>.0.*` (upsampler) and
-    `<prefix>.1.*` (last conv); a multi-scale one as `<prefix>.<k>.*`, one per
-    scale. Tails are matched by the scale read from their upsampler shapes, so
-    x2 weights land in the x2 tail of a 2+3+4 model and the reverse. A tail
-    whose scale the model lacks is kept under an unused name (reported as not
-    loaded); when nothing matches a single-scale model, keys stay as they are
-    (shape mismatches are then reported, as for x3 training from x2 weights).
+
+def remap_per_scale(state, scales, prefix, scale_of):
+    """Re-key the per-scale module `prefix` of a checkpoint for a model with `scales`.
+
+    A single-scale model stores it as `<prefix>.*` (e.g. EDSR's `tail.0.*`
+    upsampler and `tail.1.*` conv), a multi-scale one as `<prefix>.<k>.*`.
+    Modules are matched by the scale scale_of() reads from their shapes, so
+    x2 weights land in the x2 slot of a 2+3+4 model and the reverse; unmatched
+    ones go under `<prefix>.unused<j>` (reported as not loaded). When nothing
+    matches a single-scale model the first one stays in place, so shape
+    mismatches are reported (x3 training from x2 weights).
     """
     p = prefix + '.'
     out = {k: v for k, v in state.items() if not k.startswith(p)}
     rest = {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
     if not rest:
-        return dict(state)
-    if '1.weight' in rest:  # single-scale layout
-        tails = [rest]
-    else:
-        groups = {}
-        for k, v in rest.items():
-            i, _, r = k.partition('.')
-            groups.setdefault(i, {})[r] = v
-        tails = list(groups.values())
-    by_scale = {}
-    for t in tails:
-        by_scale.setdefault(upsampler_scale(t, '0.'), t)
-    if len(scales) == 1:
-        t = by_scale.get(scales[0], tails[0])
-        out.update({p + k: v for k, v in t.items()})
-        for j, t2 in enumerate(x for x in tails if x is not t):
-            out.update({f'{p}unused{j}.{k}': v for k, v in t2.items()})
         return out
-    used = set()
-    for i, s in enumerate(scales):
-        if s in by_scale:
-            used.add(id(by_scale[s]))
-            out.update({f'{p}{i}.{k}': v for k, v in by_scale[s].items()})
-    for j, t in enumerate(x for x in tails if id(x) not in used):
-        out.update({f'{p}unused{j}.{k}': v for k, v in t.items()})
+    found = _split_per_scale(rest)
+    by_scale = {}
+    for t in found:
+        by_scale.setdefault(scale_of(t), t)
+    if len(scales) == 1:
+        placed = {'': by_scale.get(scales[0], found[0])}
+    else:
+        placed = {f'{i}.': by_scale[s] for i, s in enumerate(scales) if s in by_scale}
+    used = {id(t) for t in placed.values()}
+    for j, extra in enumerate(t for t in found if id(t) not in used):
+        placed[f'unused{j}.'] = extra
+    for name, t in placed.items():
+        out.update({p + name + k: v for k, v in t.items()})
     return out
+
+
+class MultiScale(nn.Module):
+    """A network for the scales of --scale, one selected at a time (set_scale,
+    called by the wrapper before each forward). Its per-scale modules, built
+    with per_scale() and named in `scale_modules`, are picked with at_scale()
+    and re-keyed by scale when a checkpoint is loaded (adapt_state_dict)."""
+    scale_modules = ()  # names of the per-scale modules: loading tolerates mismatches there
+
+    def __init__(self, scales):
+        super().__init__()
+        self.scales = list(scales)
+        self.scale_idx = 0
+
+    def set_scale(self, idx_scale):
+        self.scale_idx = idx_scale
+
+    @property
+    def scale(self):
+        return self.scales[self.scale_idx]
+
+    def per_scale(self, make, listed=False):
+        """make(s) for each scale: the module itself for one scale (keys
+        `<name>.*`, as released single-scale weights), else an nn.ModuleList
+        (`<name>.<k>.*`); `listed`: a ModuleList even for one scale."""
+        mods = [make(s) for s in self.scales]
+        return mods[0] if len(mods) == 1 and not listed else nn.ModuleList(mods)
+
+    def at_scale(self, module):
+        """The current scale's part of a per_scale() module."""
+        return module[self.scale_idx] if isinstance(module, nn.ModuleList) else module
+
+    @staticmethod
+    def scale_of(part):
+        """The scale of one per-scale module of a checkpoint ({'0.0.weight': ...}):
+        here an upsampling tail whose Upsampler is child 0."""
+        return upsampler_scale(part, '0.')
+
+    def adapt_state_dict(self, state):
+        for name in self.scale_modules:
+            state = remap_per_scale(state, self.scales, name, self.scale_of)
+        return state
+
+
+class ResidualSR(MultiScale):
+    """EDSR's shape, also RCAN's and SRResNet's: MeanShift in, head, body with
+    a skip from the head, the current scale's tail, MeanShift out."""
+    scale_modules = ('tail',)
+
+    def __init__(self, args):
+        super().__init__(args.scale)
+        self.shift_mean = add_mean_shift(self, args)
+
+    def forward(self, x):
+        if self.shift_mean:
+            x = self.sub_mean(x)
+        x = self.head(x)
+        x = self.body(x) + x
+        x = self.at_scale(self.tail)(x)
+        if self.shift_mean:
+            x = self.add_mean(x)
+        return x

@@ -12,15 +12,7 @@ import torch
 import torch.nn as nn
 
 from model import common
-
-
-def make_model(args):
-    return DDBPN(args)
-
-
-def released(args):
-    from model.released import find_released
-    return find_released(args)
+from registry import MODELS
 
 
 def projection_conv(in_channels, out_channels, scale, up=True):
@@ -51,6 +43,7 @@ class DenseProjection(nn.Module):
         return a0 + self.conv_3(e)
 
 
+@MODELS.register('DDBPN')
 class DDBPN(nn.Module):
     def __init__(self, args):
         super().__init__()
@@ -63,10 +56,7 @@ class DDBPN(nn.Module):
         n0, nr, self.depth = args.dbpn_n0, args.dbpn_nr, args.dbpn_stages
         if min(n0, nr) < 1 or self.depth < 2:
             raise ValueError('--dbpn_stages: needs at least 2 stages and positive --dbpn_n0/--dbpn_nr')
-        self.shift_mean = args.shift_mean and args.n_colors == 3
-        if args.n_colors == 3:
-            self.sub_mean = common.MeanShift(args.rgb_range)
-            self.add_mean = common.MeanShift(args.rgb_range, sign=1)
+        self.shift_mean = common.add_mean_shift(self, args)
         self.initial = nn.Sequential(nn.Conv2d(args.n_colors, n0, 3, padding=1), nn.PReLU(n0),
                                      nn.Conv2d(n0, nr, 1), nn.PReLU(nr))
         self.upmodules = nn.ModuleList()

@@ -1,48 +1,38 @@
 """MDSR (Lim et al., 2017): one body for x2/x3/x4 with per-scale pre-processing
-blocks and upsamplers. Keys are those of the released EDSR-PyTorch models."""
+blocks and upsamplers. Keys are those of the released EDSR-PyTorch models
+(`pre_process.<k>`, `upsample.<k>` even with one scale)."""
 import torch.nn as nn
 
 from model import common
+from registry import MODELS
 
 
-def make_model(args):
-    return MDSR(args)
-
-
-class MDSR(nn.Module):
+@MODELS.register('MDSR')
+class MDSR(common.MultiScale):
     scale_modules = ('pre_process', 'upsample')
 
     def __init__(self, args, conv=common.default_conv):
-        super().__init__()
+        super().__init__(args.scale)
         n_feats, kernel_size = args.n_feats, 3
-        self.scales = list(args.scale)
-        self.scale_idx = 0
-        self.shift_mean = args.shift_mean and args.n_colors == 3
-        if args.n_colors == 3:
-            self.sub_mean = common.MeanShift(args.rgb_range)
-            self.add_mean = common.MeanShift(args.rgb_range, sign=1)
+        self.shift_mean = common.add_mean_shift(self, args)
         self.head = nn.Sequential(conv(args.n_colors, n_feats, kernel_size))
-        self.pre_process = nn.ModuleList([
-            nn.Sequential(common.ResBlock(conv, n_feats, 5, act=common.make_act(args.act)),
-                          common.ResBlock(conv, n_feats, 5, act=common.make_act(args.act)))
-            for _ in self.scales])
+        self.pre_process = self.per_scale(lambda s: nn.Sequential(
+            common.ResBlock(conv, n_feats, 5, act=common.make_act(args.act)),
+            common.ResBlock(conv, n_feats, 5, act=common.make_act(args.act))), listed=True)
         body = [common.ResBlock(conv, n_feats, kernel_size, act=common.make_act(args.act))
                 for _ in range(args.n_resblocks)]
         body.append(conv(n_feats, n_feats, kernel_size))
         self.body = nn.Sequential(*body)
-        self.upsample = nn.ModuleList([common.Upsampler(conv, s, n_feats) for s in self.scales])
+        self.upsample = self.per_scale(lambda s: common.Upsampler(conv, s, n_feats), listed=True)
         self.tail = nn.Sequential(conv(n_feats, args.n_colors, kernel_size))
-
-    def set_scale(self, idx_scale):
-        self.scale_idx = idx_scale
 
     def forward(self, x):
         if self.shift_mean:
             x = self.sub_mean(x)
         x = self.head(x)
-        x = self.pre_process[self.scale_idx](x)
+        x = self.at_scale(self.pre_process)(x)
         x = self.body(x) + x
-        x = self.upsample[self.scale_idx](x)
+        x = self.at_scale(self.upsample)(x)
         x = self.tail(x)
         if self.shift_mean:
             x = self.add_mean(x)
@@ -66,9 +56,3 @@ class MDSR(nn.Module):
                 k = f'{head}.{idx[int(i)]}.{rest}'
             out[k] = v
         return out
-
-
-def released(args):
-    """Path of the released weights for these flags (--pre_train download)."""
-    from model.released import find_released
-    return find_released(args)

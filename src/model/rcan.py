@@ -5,15 +5,7 @@ body.<G>, tail.0, tail.1); with several scales each has its own tail."""
 import torch.nn as nn
 
 from model import common
-
-
-def make_model(args):
-    return RCAN(args)
-
-
-def released(args):
-    from model.released import find_released
-    return find_released(args)
+from registry import MODELS
 
 
 class CALayer(nn.Module):
@@ -52,65 +44,36 @@ class ResidualGroup(nn.Module):
         return self.body(x) + x
 
 
-class RCAN(nn.Module):
-    scale_modules = ('tail',)
-
+@MODELS.register('RCAN')
+class RCAN(common.ResidualSR):
     def __init__(self, args, conv=common.default_conv):
-        super().__init__()
         n_feats, kernel_size = args.n_feats, 3
         if args.reduction < 1 or n_feats % args.reduction:
             raise ValueError(f'--reduction: {args.reduction} must divide --n_feats {n_feats}')
-        self.scales = list(args.scale)
-        self.scale_idx = 0
-        self.shift_mean = args.shift_mean and args.n_colors == 3
-        if args.n_colors == 3:
-            self.sub_mean = common.MeanShift(args.rgb_range)
-            self.add_mean = common.MeanShift(args.rgb_range, sign=1)
+        super().__init__(args)
         self.head = nn.Sequential(conv(args.n_colors, n_feats, kernel_size))
         body = [ResidualGroup(conv, n_feats, kernel_size, args.reduction, args.n_resblocks, args.res_scale)
                 for _ in range(args.n_resgroups)]
         body.append(conv(n_feats, n_feats, kernel_size))
         self.body = nn.Sequential(*body)
-        tails = [nn.Sequential(common.Upsampler(conv, s, n_feats), conv(n_feats, args.n_colors, kernel_size))
-                 for s in self.scales]
-        self.tail = tails[0] if len(tails) == 1 else nn.ModuleList(tails)
+        self.tail = self.per_scale(lambda s: common.upsampling_tail(conv, s, n_feats, args.n_colors, kernel_size))
 
-    def set_scale(self, idx_scale):
-        self.scale_idx = idx_scale
-
-    def forward(self, x):
-        if self.shift_mean:
-            x = self.sub_mean(x)
-        x = self.head(x)
-        x = self.body(x) + x
-        x = (self.tail if len(self.scales) == 1 else self.tail[self.scale_idx])(x)
-        if self.shift_mean:
-            x = self.add_mean(x)
-        return x
-
-    def adapt_state_dict(self, state):
-        return common.remap_tails(state, self.scales, 'tail')
-
-
-def from_basicsr(state, model):
-    """BasicSR RCAN names -> released RCAN names (MeanShift taken from `model`).
-    BasicSR's RCAN scales 0..1 input by img_range 255, so its weights match
-    this network with --rgb_range 255."""
-    n_groups = len(model.body) - 1
-    n_blocks = len(model.body[0].body) - 1 if n_groups else 0
-    out = {}
-    for k, v in state.items():
-        k2 = (k.replace('conv_first.', 'head.0.')
-               .replace('conv_after_body.', f'body.{n_groups}.')
-               .replace('.residual_group.', '.body.')
-               .replace('.rcab.3.attention.1.', '.body.3.conv_du.0.')
-               .replace('.rcab.3.attention.3.', '.body.3.conv_du.2.')
-               .replace('.rcab.', '.body.')
-               .replace('upsample.', 'tail.0.').replace('conv_last.', 'tail.1.'))
-        if k2.startswith('body.') and '.conv.' in k2:  # body.<g>.conv -> body.<g>.body.<B>
-            k2 = k2.replace('.conv.', f'.body.{n_blocks}.')
-        out[k2] = v
-    for k, v in model.state_dict().items():
-        if k.startswith(('sub_mean.', 'add_mean.')):
-            out[k] = v.clone()
-    return out
+    def from_basicsr(self, state):
+        """BasicSR RCAN names -> released RCAN names (MeanShift taken from this
+        network). BasicSR's RCAN scales 0..1 input by img_range 255, so its
+        weights match this network with --rgb_range 255."""
+        n_groups = len(self.body) - 1
+        n_blocks = len(self.body[0].body) - 1 if n_groups else 0
+        out = {}
+        for k, v in state.items():
+            k2 = (k.replace('conv_first.', 'head.0.')
+                   .replace('conv_after_body.', f'body.{n_groups}.')
+                   .replace('.residual_group.', '.body.')
+                   .replace('.rcab.3.attention.1.', '.body.3.conv_du.0.')
+                   .replace('.rcab.3.attention.3.', '.body.3.conv_du.2.')
+                   .replace('.rcab.', '.body.')
+                   .replace('upsample.', 'tail.0.').replace('conv_last.', 'tail.1.'))
+            if k2.startswith('body.') and '.conv.' in k2:  # body.<g>.conv -> body.<g>.body.<B>
+                k2 = k2.replace('.conv.', f'.body.{n_blocks}.')
+            out[k2] = v
+        return common.with_mean_shift(out, self)

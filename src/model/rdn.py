@@ -8,16 +8,10 @@ import math
 import torch
 import torch.nn as nn
 
+from model import common
+from registry import MODELS
+
 CONFIGS = {'A': (20, 6, 32), 'B': (16, 8, 64)}  # D blocks, C convs per block, G growth
-
-
-def make_model(args):
-    return RDN(args)
-
-
-def released(args):
-    from model.released import find_released
-    return find_released(args)
 
 
 def parse_config(text):
@@ -80,60 +74,20 @@ def upnet_scale(tail):
     return s
 
 
-def remap_per_scale(state, scales, prefix, scale_of):
-    """Re-key the per-scale module `prefix` of a checkpoint for a model with
-    `scales`: single-scale layout `<prefix>.<i>.*` (a flat Sequential) or
-    multi-scale `<prefix>.<k>.<i>.*`. Modules are matched by the scale
-    scale_of() reads from their shapes, so x2 weights land in the x2 slot of
-    a 2+3+4 model and the reverse; unmatched ones go under `<prefix>.unused<j>`
-    (reported as not loaded)."""
-    p = prefix + '.'
-    out = {k: v for k, v in state.items() if not k.startswith(p)}
-    rest = {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
-    if not rest:
-        return out
-    if all(k.count('.') == 1 for k in rest):  # single-scale layout
-        tails = [rest]
-    else:
-        groups = {}
-        for k, v in rest.items():
-            i, _, r = k.partition('.')
-            groups.setdefault(i, {})[r] = v
-        tails = list(groups.values())
-    by_scale = {}
-    for t in tails:
-        by_scale.setdefault(scale_of(t), t)
-    if len(scales) == 1:
-        t = by_scale.get(scales[0], tails[0])
-        placed = {'': t}
-    else:
-        placed = {f'{i}.': by_scale[s] for i, s in enumerate(scales) if s in by_scale}
-    used = {id(t) for t in placed.values()}
-    for j, extra in enumerate(x for x in tails if id(x) not in used):
-        placed[f'unused{j}.'] = extra
-    for name, t in placed.items():
-        out.update({p + name + k: v for k, v in t.items()})
-    return out
-
-
-class RDN(nn.Module):
+@MODELS.register('RDN')
+class RDN(common.MultiScale):
     scale_modules = ('UPNet',)
+    scale_of = staticmethod(upnet_scale)
 
     def __init__(self, args):
-        super().__init__()
+        super().__init__(args.scale)
         g0, k = args.G0, args.RDNkSize
         self.D, c, g = parse_config(args.RDNconfig)
-        self.scales = list(args.scale)
-        self.scale_idx = 0
         self.SFENet1 = nn.Conv2d(args.n_colors, g0, k, padding=(k - 1) // 2)
         self.SFENet2 = nn.Conv2d(g0, g0, k, padding=(k - 1) // 2)
         self.RDBs = nn.ModuleList([RDB(g0, g, c, k) for _ in range(self.D)])
         self.GFF = nn.Sequential(nn.Conv2d(self.D * g0, g0, 1), nn.Conv2d(g0, g0, k, padding=(k - 1) // 2))
-        nets = [upnet(s, g0, g, args.n_colors, k) for s in self.scales]
-        self.UPNet = nets[0] if len(nets) == 1 else nn.ModuleList(nets)
-
-    def set_scale(self, idx_scale):
-        self.scale_idx = idx_scale
+        self.UPNet = self.per_scale(lambda s: upnet(s, g0, g, args.n_colors, k))
 
     def forward(self, x):
         f1 = self.SFENet1(x)
@@ -143,7 +97,4 @@ class RDN(nn.Module):
             x = block(x)
             outs.append(x)
         x = self.GFF(torch.cat(outs, 1)) + f1
-        return (self.UPNet if len(self.scales) == 1 else self.UPNet[self.scale_idx])(x)
-
-    def adapt_state_dict(self, state):
-        return remap_per_scale(state, self.scales, 'UPNet', upnet_scale)
+        return self.at_scale(self.UPNet)(x)

@@ -1,9 +1,8 @@
 """Released weights for `--pre_train download`: a table of known files and
 find_released(args), which returns the file under --dir_models (checking the
 SHA-256 prefix published in EDSR-PyTorch file names) or says where to get it.
-Nothing is downloaded at run time.
-
-Not a network: option.model_names() should skip this module."""
+Nothing is downloaded at run time. The wrapper asks it for every --model;
+it registers no network, so it is no --model itself."""
 import hashlib
 import os
 
@@ -47,7 +46,7 @@ def sha256_prefix(path, n=8):
 
 
 def _fits(flags, args):
-    return all(str(getattr(args, k, None)) == str(v) for k, v in flags.items())
+    return all(str(vars(args)[k]) == str(v) for k, v in flags.items())
 
 
 def check_file(path, prefix, url):

@@ -16,19 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model import common
-from model.rdn import remap_per_scale
+from registry import MODELS
 
 NUM_FEAT = 64  # channels of the classical reconstruction tail (fixed in SwinIR)
 BUFFERS = ('relative_position_index', 'attn_mask')
-
-
-def make_model(args):
-    return SwinIR(args)
-
-
-def released(args):
-    from model.released import find_released
-    return find_released(args)
 
 
 def parse_list(flag, text):
@@ -184,11 +175,12 @@ class PatchEmbed(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2))
 
 
-class SwinIR(nn.Module):
+@MODELS.register('SwinIR')
+class SwinIR(common.MultiScale):
     scale_modules = ('upsample',)
 
     def __init__(self, args):
-        super().__init__()
+        super().__init__(args.scale)
         depths = parse_list('--depths', args.depths)
         heads = parse_list('--num_heads', args.num_heads)
         dim, ws = args.embed_dim, args.window_size
@@ -201,8 +193,6 @@ class SwinIR(nn.Module):
         if args.swin_upsampler not in ('pixelshuffle', 'pixelshuffledirect'):
             raise ValueError(f"--swin_upsampler: '{args.swin_upsampler}' must be pixelshuffle or pixelshuffledirect")
         self.direct = args.swin_upsampler == 'pixelshuffledirect'
-        self.scales = list(args.scale)
-        self.scale_idx = 0
         self.window = ws
         self.rgb_range = args.rgb_range
         self.n_colors = args.n_colors
@@ -221,12 +211,12 @@ class SwinIR(nn.Module):
         self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1)
         conv = common.default_conv
         if self.direct:
-            ups = [nn.Sequential(conv(dim, s * s * args.n_colors, 3), nn.PixelShuffle(s)) for s in self.scales]
+            ups = self.per_scale(lambda s: nn.Sequential(conv(dim, s * s * args.n_colors, 3), nn.PixelShuffle(s)))
         else:
             self.conv_before_upsample = nn.Sequential(conv(dim, NUM_FEAT, 3), nn.LeakyReLU(inplace=True))
-            ups = [common.Upsampler(conv, s, NUM_FEAT) for s in self.scales]
+            ups = self.per_scale(lambda s: common.Upsampler(conv, s, NUM_FEAT))
             self.conv_last = conv(NUM_FEAT, args.n_colors, 3)
-        self.upsample = ups[0] if len(ups) == 1 else nn.ModuleList(ups)
+        self.upsample = ups  # registered after conv_last: the released key order
         self.apply(self._init_weights)
 
     @staticmethod
@@ -238,9 +228,6 @@ class SwinIR(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-    def set_scale(self, idx_scale):
-        self.scale_idx = idx_scale
 
     def shift_mask(self, h, w, device):
         key = (h, w, str(device))
@@ -260,15 +247,15 @@ class SwinIR(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        s = self.scales[self.scale_idx]
+        s = self.scale
         x = pad_to(x / self.rgb_range, self.window) - self.mean
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
-        up = self.upsample if len(self.scales) == 1 else self.upsample[self.scale_idx]
+        up = self.at_scale(self.upsample)
         x = up(x) if self.direct else self.conv_last(up(self.conv_before_upsample(x)))
         return (x + self.mean)[..., :h * s, :w * s] * self.rgb_range
 
-    def upsample_scale(self, tail):
+    def scale_of(self, tail):
         """Scale of an `upsample` module from its conv shapes."""
         convs = [v for k, v in sorted(tail.items()) if k.endswith('weight') and getattr(v, 'ndim', 0) == 4]
         if self.direct:
@@ -277,9 +264,8 @@ class SwinIR(nn.Module):
 
     def adapt_state_dict(self, state):
         state = {k: v for k, v in state.items() if not k.endswith(BUFFERS)}
-        return remap_per_scale(state, self.scales, 'upsample', self.upsample_scale)
+        return super().adapt_state_dict(state)
 
-
-def from_basicsr(state, model):
-    """BasicSR's SwinIR names are the official ones: only drop the rebuilt buffers."""
-    return {k: v for k, v in state.items() if not k.endswith(BUFFERS)}
+    def from_basicsr(self, state):
+        """BasicSR's SwinIR names are the official ones: only drop the rebuilt buffers."""
+        return {k: v for k, v in state.items() if not k.endswith(BUFFERS)}

@@ -1,0 +1,193 @@
+"""Evaluator: tests a model on every --data_test set and scale.
+
+It owns the numbers of a run: PSNR/SSIM per image (metrics.py, the MATLAB
+protocol), the Bicubic baseline beside them (measured once per set and
+scale), the sums reduced over torchrun ranks when the test is sharded, the
+best PSNR per set and scale, the per-epoch PSNR log (psnr_log.pt and its
+plots), results.json, the printed table and which result images are saved.
+Trainer.test(), --test_only and the --video_hr scoring all use it.
+"""
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import utility
+from data.imresize import imresize_tensor
+from distributed import World
+
+
+def score(sr, hr, scale, rgb_range, shave_extra=0):
+    """(PSNR, SSIM) of one quantized SR image against its HR image."""
+    return utility.calc_psnr_ssim(sr, hr, rgb_range, shave=scale + shave_extra)
+
+
+class Evaluator:
+    def __init__(self, args, loaders, ckp, world=World(), device=torch.device('cpu')):
+        self.args, self.loaders, self.ckp = args, loaders, ckp
+        self.world, self.device = world, device
+        self.scales = list(args.scale)
+        self.log = torch.Tensor()  # PSNR: epochs x sets x scales
+        self.best = {}             # 'set/xS' -> (psnr, epoch)
+        self.bicubic = {}          # (set, scale) -> (psnr, ssim) of the Bicubic baseline
+        self.results = {}          # set -> scale -> entry (results.json)
+
+    # ---- testing --------------------------------------------------------------
+    def run(self, model, epoch, shard=False, check_signal=None):
+        """Test every set and scale; log the lines and the table, write results.json."""
+        self.ckp.write_log('\nEvaluation:')
+        row = torch.zeros(1, len(self.loaders), len(self.scales))
+        model.eval()
+        rows = []
+        for idx_data, loader in enumerate(self.loaders):
+            if shard:
+                loader.set_shard(self.world.rank, self.world.world_size)
+            for idx_scale, scale in enumerate(self.scales):
+                entry, n = self._test(model, loader, idx_scale, shard, check_signal)
+                name = loader.dataset.name
+                if 'psnr' in entry:
+                    row[0, idx_data, idx_scale] = entry['psnr']
+                self.record(name, scale, entry, epoch, n)
+                rows.append((name, scale, entry))
+        self.log = torch.cat([self.log, row])
+        self.write_results()
+        self.ckp.end_background()
+        self.ckp.write_log(self.table(rows))
+
+    def _test(self, model, loader, idx_scale, shard, check_signal):
+        name, scale = loader.dataset.name, self.scales[idx_scale]
+        want_bicubic = not self.args.test_only and (name, scale) not in self.bicubic
+        loader.set_scale(idx_scale)
+        sums = self._sums(model, loader, idx_scale, want_bicubic, check_signal)
+        if shard:
+            sums = self.world.all_sum(sums, self.device)
+        psnr, ssim, bic_psnr, bic_ssim, n, seconds, scored = sums
+        n = max(int(n), 1)
+        entry = {'seconds_per_image': seconds / n}
+        if scored and want_bicubic:
+            self.bicubic[(name, scale)] = (bic_psnr / n, bic_ssim / n)
+        if scored and (name, scale) in self.bicubic:
+            entry.update(bicubic_psnr=self.bicubic[(name, scale)][0], bicubic_ssim=self.bicubic[(name, scale)][1])
+        if scored:
+            entry.update(psnr=psnr / n, ssim=ssim / n)
+        return entry, n
+
+    def _sums(self, model, loader, idx_scale, want_bicubic, check_signal):
+        """[psnr, ssim, bicubic psnr, bicubic ssim, images, seconds, scored] summed over this rank's images."""
+        args, scale = self.args, self.scales[idx_scale]
+        shave_extra = getattr(loader.dataset, 'shave_extra', 0)  # a dataset attribute (DIV2K: 6)
+        sums = [0.0] * 7
+        bar = tqdm(loader, desc=f'{loader.dataset.name} x{scale}', unit='img', leave=False,
+                   disable=None if self.world.main else True)
+        for lr, hr, filename, _ in bar:
+            if check_signal is not None:
+                check_signal()
+            sr, seconds = self.forward(model, lr, idx_scale)
+            sums[4] += 1
+            sums[5] += seconds
+            save_list = [sr]
+            if hr.numel():
+                sums[6] = 1.0
+                p, s = score(sr.cpu(), hr, scale, args.rgb_range, shave_extra)
+                sums[0] += p
+                sums[1] += s
+                if want_bicubic:
+                    bic = imresize_tensor(lr.float().cpu(), scale, quantize_range=args.rgb_range)
+                    p, s = score(bic, hr, scale, args.rgb_range, shave_extra)
+                    sums[2] += p
+                    sums[3] += s
+            if args.save_gt:
+                save_list += [lr.float(), hr] if hr.numel() else [lr.float()]
+            self.ckp.save_results(loader.dataset, filename[0], save_list, scale)
+        return sums
+
+    def forward(self, model, lr, idx_scale):
+        """The quantized SR image and the seconds the model took."""
+        dtype = next(iter(model.parameters()), torch.empty(0)).dtype
+        lr = lr.to(self.device, dtype=dtype, non_blocking=True)
+        t0 = time.perf_counter()
+        sr = model(lr, idx_scale)
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        return utility.quantize(sr.float(), self.args.rgb_range), seconds
+
+    # ---- the numbers ----------------------------------------------------------
+    def add(self, name, scale, entry):
+        """Keep an entry for results.json."""
+        self.results.setdefault(name, {})[str(scale)] = entry
+
+    def record(self, name, scale, entry, epoch=0, n=1):
+        """add(), track the best PSNR and log the line of a set and scale."""
+        self.add(name, scale, entry)
+        if 'psnr' not in entry:
+            self.ckp.write_log(f'[{name} x{scale}]\tsaved {n} image(s)')
+            return
+        key = f'{name}/x{scale}'
+        if key not in self.best or entry['psnr'] > self.best[key][0]:
+            self.best[key] = (entry['psnr'], epoch)
+        b, be = self.best[key]
+        self.ckp.write_log(f'[{name} x{scale}]\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f} '
+                           f'(Best: {b:.2f} @epoch {be})')
+
+    def is_best(self, epoch):
+        """True when the first set's first scale reached its best PSNR at `epoch`."""
+        if not self.loaders:
+            return False
+        first = f'{self.loaders[0].dataset.name}/x{self.scales[0]}'
+        return first in self.best and self.best[first][1] == epoch
+
+    @staticmethod
+    def table(rows):
+        """PSNR/SSIM per set and scale; a Bicubic column when it was measured."""
+        bic = any('bicubic_psnr' in e for _, _, e in rows)
+        keys = (('psnr', 2), ('ssim', 4)) + ((('bicubic_psnr', 2), ('bicubic_ssim', 4)) if bic else ())
+        head = f'{"Dataset":<12}{"Scale":>6}{"PSNR":>9}{"SSIM":>9}' + (f'{"Bicubic":>9}{"SSIM":>9}' if bic else '')
+        lines = [head + f'{"s/img":>9}']
+        for name, scale, e in rows:
+            cells = [f'{e[k]:.{d}f}' if k in e else '-' for k, d in keys]
+            lines.append(f'{name:<12}{"x" + str(scale):>6}' + ''.join(f'{c:>9}' for c in cells)
+                         + f'{e["seconds_per_image"]:>9.3f}')
+        return '\n'.join(lines)
+
+    # ---- files ----------------------------------------------------------------
+    def write_results(self):
+        """results.json: {set: {scale: {'psnr', 'ssim', 'seconds_per_image', ...}}} (rank 0)."""
+        if self.world.main:
+            utility.atomic_write_text(json.dumps(self.results, indent=2, sort_keys=True) + '\n',
+                                      self.ckp.get_path('results.json'))
+
+    def export(self):
+        """psnr_log.pt and the per-set PSNR plots (part of a save, see state.py)."""
+        self.plot()
+        utility.atomic_save(self.log, self.ckp.get_path('psnr_log.pt'))
+
+    def plot(self):
+        if len(self.log) == 0:
+            return
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        axis = np.arange(1, len(self.log) + 1)
+        for idx_data, d in enumerate(self.args.data_test):
+            fig = plt.figure()
+            plt.title(f'SR on {d}')
+            for idx_scale, scale in enumerate(self.scales):
+                plt.plot(axis, self.log[:, idx_data, idx_scale].numpy(), label=f'Scale {scale}')
+            plt.legend()
+            plt.xlabel('Epochs')
+            plt.ylabel('PSNR (dB)')
+            plt.grid(True)
+            plt.savefig(self.ckp.get_path(f'test_{d}.pdf'))
+            plt.savefig(self.ckp.get_path(f'test_{d}.png'))
+            plt.close(fig)
+
+    # ---- run state (see state.py) ----------------------------------------------
+    def state_dict(self):
+        return {'psnr_log': self.log, 'best': self.best, 'bicubic': self.bicubic, 'results': self.results}
+
+    def load_state_dict(self, st):
+        self.log, self.best, self.bicubic, self.results = st['psnr_log'], st['best'], st['bicubic'], st['results']
