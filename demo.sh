@@ -38,6 +38,14 @@ srresnet) python main.py --template SRResNet --scale 4 --save srresnet_x4 --rese
 rcan_x2) python main.py --template RCAN --scale 2 --save rcan_x2 --reset --dir_data $DATA ;;
 rcan_x4) python main.py --template RCAN --scale 4 --save rcan_x4 --reset --dir_data $DATA --pre_train ../experiment/rcan_x2/model/model_best.pt ;;
 rdn_x2) python main.py --template RDN --scale 2 --save rdn_x2 --reset --dir_data $DATA ;;
+
+# The other published protocols (RDN, RCAN): BD (Gaussian blur sigma 1.6 + sampling) and DN (bicubic + noise 30).
+rdn_bd_x3) python main.py --template RDN --scale 3 --degradation BD --save rdn_bd_x3 --reset --dir_data $DATA ;;
+rdn_dn_x3) python main.py --template RDN --scale 3 --degradation DN --noise_level 30 --save rdn_dn_x3 --reset --dir_data $DATA ;;
+rcan_bd_x3) python main.py --template RCAN --scale 3 --degradation BD --save rcan_bd_x3 --reset --dir_data $DATA ;;
+test_rdn_bd_x3) python main.py --template RDN --scale 3 --degradation BD --data_test $BENCH --dir_data $DATA --test_only --pre_train ../experiment/rdn_bd_x3/model/model_best.pt --save test_rdn_bd_x3 ;;
+# RCAN/RDN's own BI test files use the edge-replicate border rule of their MATLAB script.
+test_rcan_x4_rcan_lr) python main.py --template RCAN --scale 4 --imresize_border replicate --data_test $BENCH --dir_data $DATA --test_only --pre_train ../experiment/rcan_x4/model/model_best.pt --save test_rcan_x4_rcan_lr ;;
 ddbpn_x4) python main.py --template DDBPN --scale 4 --save ddbpn_x4 --reset --dir_data $DATA ;;
 swinir_x2) python main.py --template SwinIR --scale 2 --save swinir_x2 --reset --dir_data $DATA ;;
 swinir_light_x4) python main.py --template SwinIR_light --scale 4 --save swinir_light_x4 --reset --dir_data $DATA ;;

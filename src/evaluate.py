@@ -107,9 +107,20 @@ def match_pairs(sr_dir, hr_dir, scale):
     return [(s, sr[s], hr[s]) for s in sorted(hr)]
 
 
+def hr_folder(path):
+    """The HR images of --hr: the folder itself, or <path>/HR for a benchmark set
+    (<Set>/HR beside its LR_bicubic/, LR_BD/ or LR_DN/ folders, which are not read)."""
+    path = Path(path)
+    if (path / 'HR').is_dir() and not any(p.is_file() and p.suffix.lower() in common.IMG_EXTS
+                                          for p in path.iterdir()):
+        return path / 'HR'
+    return path
+
+
 def evaluate(sr_dir, hr_dir, scale, shave=None):
     """{'images': {stem: {'psnr', 'ssim'}}, 'mean': {'psnr', 'ssim'}}."""
     shave = scale if shave is None else shave
+    hr_dir = hr_folder(hr_dir)
     images = {}
     for stem, sr_path, hr_path in match_pairs(sr_dir, hr_dir, scale):
         sr = read_image(sr_path)
@@ -166,7 +177,7 @@ def main(argv=None):
         prog='evaluate.py', description=__doc__, epilog=HELP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--sr', required=True, help='folder of super-resolved images')
-    parser.add_argument('--hr', required=True, help='folder of ground-truth images')
+    parser.add_argument('--hr', required=True, help='folder of ground-truth images, or a benchmark set folder holding HR/')
     parser.add_argument('--scale', type=int, required=True, help='upscaling factor S')
     parser.add_argument('--shave', type=int, default=None,
                         help='border pixels ignored on each side (default: S)')

@@ -95,7 +95,8 @@ class Evaluator:
                 sums[0] += p
                 sums[1] += s
                 if want_bicubic:
-                    bic = imresize_tensor(lr.float().cpu(), scale, quantize_range=args.rgb_range)
+                    bic = imresize_tensor(lr.float().cpu(), scale, quantize_range=args.rgb_range,
+                                          border=args.imresize_border)
                     p, s = score(bic, hr, scale, args.rgb_range, shave_extra)
                     sums[2] += p
                     sums[3] += s

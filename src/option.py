@@ -94,6 +94,12 @@ def build_parser():
     a('--patch_size', type=int, default=192, help='HR patch size for training')
     a('--rgb_range', type=int, default=255, help='pixel value range fed to the network')
     a('--n_colors', type=int, default=3, help='1 (Y) or 3 (RGB)')
+    a('--degradation', default='BI', type=str.upper, choices=('BI', 'BD', 'DN'),
+      help='how LR images are made: BI bicubic, BD Gaussian blur + sampling, DN bicubic + noise (RDN protocols)')
+    a('--imresize_border', default='symmetric', choices=('symmetric', 'replicate'),
+      help="bicubic border rule: symmetric (MATLAB imresize.m, EDSR benchmark files) or replicate (RCAN/RDN files)")
+    a('--blur_sigma', type=float, default=1.6, help='--degradation BD: Gaussian blur sigma')
+    a('--noise_level', type=float, default=30, help='--degradation DN: noise standard deviation (0..255 scale)')
     a('--chop', action='store_true', help='tiled forward to bound memory at test time')
     a('--chop_size', type=int, default=96, help='LR tile size for --chop')
     a('--chop_overlap', type=int, default=24, help='LR pixels of overlap on each tile side for --chop')
@@ -265,6 +271,10 @@ def _numbers(args):
         raise OptionError(f'--ema: decay must be in [0, 1), got {args.ema}')
     if args.cache_mem < 0:
         raise OptionError(f'--cache_mem: must not be negative, got {args.cache_mem}')
+    if not 0 < args.blur_sigma < float('inf'):
+        raise OptionError(f'--blur_sigma: must be positive, got {args.blur_sigma}')
+    if not 0 <= args.noise_level < float('inf'):
+        raise OptionError(f'--noise_level: must be a non-negative number, got {args.noise_level}')
 
 
 def _choices(args):

@@ -1,9 +1,11 @@
 """DIV2K: <dir_data>/DIV2K/DIV2K_{train,valid}_HR/0001.png and
-DIV2K_{train,valid}_LR_bicubic/X<s>/0001x<s>.png, images picked by
---data_range (first range for training, second for testing)."""
+DIV2K_{train,valid}_LR_bicubic/X<s>/0001x<s>.png (LR_BD, LR_DN with
+--degradation BD, DN; else made and cached), images picked by --data_range
+(first range for training, second for testing)."""
 import os
 
 from data import common, srdata
+from data.degrade import Degradation
 from registry import DATASETS
 
 
@@ -21,15 +23,16 @@ class DIV2K(srdata.SRData):
         self.numbers = range(lo, hi + 1)
         self.root = os.path.join(args.dir_data, 'DIV2K')
         self.dir_hr = os.path.join(self.root, 'DIV2K_train_HR')
+        self.lr = f'LR_{Degradation.from_args(args).folder}'
         self.layout = (f'{self.root}/DIV2K_train_HR/{lo:04d}.png ... {hi:04d}.png '
-                       '(or DIV2K_valid_HR), LR in DIV2K_train_LR_bicubic/X<s>/<nnnn>x<s>.png')
+                       f'(or DIV2K_valid_HR), LR in DIV2K_train_{self.lr}/X<s>/<nnnn>x<s>.png')
         super().__init__(args, name, train=train, budget=budget)
 
     def _scan(self):
         out = []
         for split in ('train', 'valid'):
             hr_dir = os.path.join(self.root, f'DIV2K_{split}_HR')
-            lr_dir = os.path.join(self.root, f'DIV2K_{split}_LR_bicubic')
+            lr_dir = os.path.join(self.root, f'DIV2K_{split}_{self.lr}')
             names = {f'{n:04d}' for n in self.numbers}
             out += srdata.scan_folder(hr_dir, lr_dir, self.scale, names=names)
         out.sort(key=lambda e: os.path.basename(e[0]))

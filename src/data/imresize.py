@@ -4,6 +4,12 @@ Follows MATLAB's imresize.m: Keys cubic kernel (a = -0.5), kernel stretched
 by 1/scale when shrinking, contributions() index/weight rules, the most
 shrunk dimension first (rows first on a tie), and for integer images a
 round-half-away-from-zero + clip back to the integer type after each pass.
+
+Two border rules are found in published LR sets (`border`):
+  'symmetric'  MATLAB imresize.m's own rule, aux = [1:n, n:-1:1] (the EDSR
+               benchmark package, SwinIR's testsets, most PyTorch codebases);
+  'replicate'  an out-of-range tap takes the nearest edge pixel (the LR files
+               released with RCAN's and RDN's test code).
 """
 import math
 
@@ -24,15 +30,21 @@ def output_length(in_len, scale):
     return int(math.ceil(in_len * scale - 1e-9))
 
 
-def contributions(in_len, out_len, scale):
+BORDERS = ('symmetric', 'replicate')
+
+
+def contributions(in_len, out_len, scale, border='symmetric'):
     """MATLAB contributions(): weights (out_len, P) and 0-based indices (out_len, P).
 
-    Border rule (MATLAB): out-of-range taps are mirrored with
+    Border rule 'symmetric' (MATLAB): out-of-range taps are mirrored with
     aux = [1:in, in:-1:1], so tap 0 -> pixel 1 (edge repeat) but tap -1 -> pixel 2,
     tap in+1 -> in, tap in+2 -> in-1. This differs from plain edge repeat as
     soon as a tap with nonzero weight lies 2+ pixels outside the image (e.g.
-    the first output pixel of any x2 upscale or x1/2 downscale).
+    the first output pixel of any x2 upscale or x1/2 downscale). 'replicate':
+    every out-of-range tap takes the edge pixel.
     """
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     if scale <= 0:
         raise ValueError('scale must be positive, got %r' % (scale,))
     width = 4.0
@@ -49,17 +61,20 @@ def contributions(in_len, out_len, scale):
     ind = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
     weights = kernel(u[:, None] - ind)
     weights = weights / weights.sum(axis=1, keepdims=True)
-    aux = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
-    ind = aux[np.mod(ind.astype(np.int64) - 1, 2 * in_len)]
+    if border == 'replicate':
+        ind = np.clip(ind.astype(np.int64) - 1, 0, in_len - 1)
+    else:
+        aux = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
+        ind = aux[np.mod(ind.astype(np.int64) - 1, 2 * in_len)]
     keep = np.any(weights != 0, axis=0)  # MATLAB drops all-zero columns
     return weights[:, keep], ind[:, keep]
 
 
-def resize_matrix(in_len, out_len, scale=None):
+def resize_matrix(in_len, out_len, scale=None, border='symmetric'):
     """Dense (out_len, in_len) float64 matrix M so that resizing a vector is M @ v."""
     if scale is None:
         scale = out_len / in_len
-    weights, ind = contributions(in_len, out_len, scale)
+    weights, ind = contributions(in_len, out_len, scale, border)
     mat = np.zeros((out_len, in_len), dtype=np.float64)
     rows = np.repeat(np.arange(out_len), weights.shape[1])
     np.add.at(mat, (rows, ind.ravel()), weights.ravel())
@@ -82,8 +97,8 @@ def _round_clip(a, dtype):
     return np.clip(np.copysign(r, a), info.min, info.max).astype(dtype)
 
 
-def _resize_axis(img, axis, out_len, scale):
-    weights, ind = contributions(img.shape[axis], out_len, scale)
+def _resize_axis(img, axis, out_len, scale, border):
+    weights, ind = contributions(img.shape[axis], out_len, scale, border)
     shape = [1] * img.ndim
     shape[axis] = out_len
     out = None
@@ -113,14 +128,14 @@ def _order(scales):
     return [int(d) for d in np.argsort(scales, kind='stable')]
 
 
-def imresize(img, scale=None, output_shape=None):
+def imresize(img, scale=None, output_shape=None, border='symmetric'):
     """Bicubic resize of an HxW or HxWxC numpy array, as MATLAB's imresize.
 
     scale: a number (or (scale_h, scale_w)); output size ceil(in * scale).
     output_shape: (out_h, out_w) instead; the scales are then out / in.
     Integer input (uint8, uint16, ...) is rounded half away from zero and
     clipped to its range after each pass and keeps its dtype; float input
-    returns float64 with no rounding.
+    returns float64 with no rounding. `border`: see BORDERS.
     """
     img = np.asarray(img)
     if img.ndim not in (2, 3):
@@ -131,13 +146,13 @@ def imresize(img, scale=None, output_shape=None):
     sizes, scales = _sizes_and_scales(img.shape[:2], scale, output_shape)
     out = img
     for dim in _order(scales):
-        out = _resize_axis(out, dim, sizes[dim], scales[dim])
+        out = _resize_axis(out, dim, sizes[dim], scales[dim], border)
         if is_int:
             out = _round_clip(out, img.dtype)
     return out if is_int else out.astype(np.float64, copy=False)
 
 
-def imresize_tensor(x, scale, quantize_range=None):
+def imresize_tensor(x, scale, quantize_range=None, border='symmetric'):
     """Bicubic resize of an NCHW (or CHW) float torch tensor with MATLAB weights.
 
     With quantize_range=R (tensor on 0..R), emulates MATLAB on uint8 images:
@@ -170,7 +185,7 @@ def imresize_tensor(x, scale, quantize_range=None):
         y = x
     for dim in _order(scales):
         in_len = y.shape[2 + dim]
-        mat = resize_matrix(in_len, sizes[dim], scales[dim])
+        mat = resize_matrix(in_len, sizes[dim], scales[dim], border)
         mat = torch.from_numpy(mat).to(device=y.device, dtype=work)
         if dim == 0:
             y = torch.matmul(mat, y)

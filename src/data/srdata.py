@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from data import common
 from data.common import DataError
-from data.imresize import imresize
+from data.degrade import Degradation
 
 
 def _stem(path):
@@ -77,6 +77,7 @@ class SRData(Dataset):
         self.benchmark = benchmark
         self.scale = list(args.scale)
         self.idx_scale = 0
+        self.degradation = Degradation.from_args(args)
         ext = args.ext.split('-')
         self.ext, self.reset = ext[0], 'reset' in ext
         self._mem, self._maps = {}, {}   # --ext sep: arrays held in RAM, memory maps
@@ -96,9 +97,14 @@ class SRData(Dataset):
         raise NotImplementedError
 
     def _lr_cache_path(self, hr, s):
-        # generated from the HR image as read with --n_colors (RGB, or Y for 1)
-        sub = 'LR_bicubic' if self.args.n_colors == 3 else f'LR_bicubic_c{self.args.n_colors}'
+        # made from the HR image as read with --n_colors (RGB, or Y for 1), keyed by the degradation
+        sub = f'LR_{self.degradation.cache_name}' + ('' if self.args.n_colors == 3 else f'_c{self.args.n_colors}')
         return os.path.join(self.cache_dir, sub, f'X{s}', f'{_stem(hr)}x{s}.png')
+
+    def _kind(self, s):
+        """The .npy cache folder of the LR images at scale s (keyed by the degradation too)."""
+        name = self.degradation.cache_name
+        return f'X{s}' if name == 'bicubic' else f'X{s}_{name}'
 
     def _stale(self, dst, src):
         """True when the cached `dst` must be (re)built from `src`."""
@@ -116,15 +122,17 @@ class SRData(Dataset):
         def make_lr(job):
             hr, s = job
             img = common.modcrop(common.read_image(hr, c), s)
-            _write_png(self._lr_cache_path(hr, s), imresize(img, 1 / s))
-        for (hr, s), err in self._parallel(make_lr, todo, f'{self.name}: making bicubic LR'):
+            _write_png(self._lr_cache_path(hr, s), self.degradation.make(img, s))
+        for (hr, s), err in self._parallel(make_lr, todo, f'{self.name}: making {self.degradation.name} LR'):
             if err is not None:
                 self._bad(err, bad, hr)
         self.images_hr, self.images_lr = [], [[] for _ in self.scale]
+        self.lr_given = set()  # LR files the data set ships (used as they are: no DN noise added)
         for hr, lrs in entries:
             if hr in bad:
                 continue
             self.images_hr.append(hr)
+            self.lr_given.update(lrs.values())
             for si, s in enumerate(self.scale):
                 self.images_lr[si].append(lrs.get(s) or self._lr_cache_path(hr, s))
         if self.ext == 'sep':
@@ -186,7 +194,7 @@ class SRData(Dataset):
         c = self.args.n_colors
         jobs = []
         for i, hr in enumerate(self.images_hr):
-            pairs = [(hr, 'HR')] + [(self.images_lr[si][i], f'X{s}') for si, s in enumerate(self.scale)]
+            pairs = [(hr, 'HR')] + [(self.images_lr[si][i], self._kind(s)) for si, s in enumerate(self.scale)]
             for src, kind in pairs:
                 dst = self._npy_path(src, kind)
                 if self._stale(dst, src) and hr not in bad:
@@ -205,7 +213,7 @@ class SRData(Dataset):
         memory-mapped (opened here once, see _load)."""
         chosen = []
         for i, hr in enumerate(self.images_hr):
-            paths = [self._npy_path(hr, 'HR')] + [self._npy_path(self.images_lr[si][i], f'X{s}')
+            paths = [self._npy_path(hr, 'HR')] + [self._npy_path(self.images_lr[si][i], self._kind(s))
                                                  for si, s in enumerate(self.scale)]
             for p in paths:
                 self._maps[p] = np.load(p, mmap_mode='r')
@@ -234,7 +242,7 @@ class SRData(Dataset):
             if hr in bad:
                 continue
             for si, s in enumerate(self.scale):
-                h, w = self._shape(self.images_lr[si][i], f'X{s}')
+                h, w = self._shape(self.images_lr[si][i], self._kind(s))
                 if min(h, w) < self.args.patch_size // s:
                     warnings.warn(f'skipping {hr}: its x{s} LR image ({w}x{h}) is smaller than the '
                                   f'patch ({self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})',
@@ -278,15 +286,20 @@ class SRData(Dataset):
         s = self.scale[idx_scale]
         hr_path, lr_path = self.images_hr[i], self.images_lr[idx_scale][i]
         hr = common.modcrop(self._load(hr_path, 'HR'), s)
-        lr = self._load(lr_path, f'X{s}')
+        lr = self._load(lr_path, self._kind(s))
         if (lr.shape[0] * s, lr.shape[1] * s) != hr.shape[:2]:
             raise DataError(f'{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} times {s} does not match '
                             f'HR {hr_path} ({hr.shape[1]}x{hr.shape[0]} after cropping to a multiple of {s})')
+        noisy = self.degradation.noisy and lr_path not in self.lr_given
         if self.train:
             rng = np.random.default_rng(seed)
             lr, hr = common.get_patch(lr, hr, self.args.patch_size, s, rng)
             if not self.args.no_augment:
                 lr, hr = common.augment([lr, hr], rng)
+            if noisy:  # DN: a new draw for every patch
+                lr = self.degradation.finish(lr, rng=rng)
+        elif noisy:  # DN: the same noise for this image every run
+            lr = self.degradation.finish(lr, name=f'{_stem(hr_path)}x{s}')
         rgb = self.args.rgb_range
         return common.np2tensor(lr, rgb), common.np2tensor(hr, rgb), _stem(hr_path), idx_scale
 

@@ -11,6 +11,7 @@ class Bicubic(common.MultiScale):
     def __init__(self, args):
         super().__init__(args.scale)
         self.rgb_range = args.rgb_range
+        self.border = args.imresize_border  # the border rule of MATLAB's imresize (data/imresize.py)
 
     def forward(self, x):
-        return imresize_tensor(x, self.scale, quantize_range=self.rgb_range)
+        return imresize_tensor(x, self.scale, quantize_range=self.rgb_range, border=self.border)

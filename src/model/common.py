@@ -54,18 +54,28 @@ class ResBlock(nn.Module):
         return self.body(x).mul(self.res_scale) + x
 
 
+def shuffle_steps(scale):
+    """The PixelShuffle factors of a sub-pixel upsampler for `scale`: its prime
+    factors, smallest first (x4: [2, 2], x6: [2, 3], x5: [5]); the released
+    2^n and x3 layouts are the special cases."""
+    if not isinstance(scale, int) or scale < 2:
+        raise ValueError(f'--scale: sub-pixel upsampling needs an integer scale >= 2, not {scale}')
+    steps, p = [], 2
+    while scale > 1:
+        while scale % p == 0:
+            steps.append(p)
+            scale //= p
+        p += 1
+    return steps
+
+
 class Upsampler(nn.Sequential):
-    """Sub-pixel upsampling: log2(s) x (conv to 4n, shuffle 2) or conv to 9n, shuffle 3."""
+    """Sub-pixel upsampling: per prime factor r of the scale (smallest first)
+    a conv to r*r*n and PixelShuffle(r); x4 is 2 x (conv to 4n, shuffle 2)."""
 
     def __init__(self, conv, scale, n_feats, bn=False, act=False, bias=True):
-        if scale & (scale - 1) == 0:
-            steps = [2] * int(math.log2(scale))
-        elif scale == 3:
-            steps = [3]
-        else:
-            raise ValueError(f'--scale: sub-pixel upsampling supports 2^n and 3, not {scale}')
         m = []
-        for r in steps:
+        for r in shuffle_steps(scale):
             m.append(conv(n_feats, r * r * n_feats, 3, bias))
             m.append(nn.PixelShuffle(r))
             if bn:
@@ -102,17 +112,20 @@ def with_mean_shift(state, net):
 
 def upsampler_scale(state, prefix):
     """The scale of a sub-pixel Upsampler stored under `prefix` in a state_dict,
-    read from its conv shapes (None when there is none)."""
+    read from its conv shapes: the product of the shuffle factors r, each conv
+    having r*r x its input channels (None when there is none or a shape fits no r)."""
     convs = [v for k, v in state.items()
              if k.startswith(prefix) and k.endswith('weight') and getattr(v, 'ndim', 0) == 4]
     if not convs:
         return None
-    ratios = [v.shape[0] // v.shape[1] for v in convs]
-    if all(r == 4 for r in ratios):
-        return 2 ** len(ratios)
-    if ratios == [9]:
-        return 3
-    return None
+    scale = 1
+    for v in convs:
+        ratio = v.shape[0] // v.shape[1]  # r*r for a conv feeding PixelShuffle(r)
+        r = math.isqrt(ratio)
+        if r < 2 or r * r * v.shape[1] != v.shape[0]:
+            return None
+        scale *= r
+    return scale
 
 
 def count_parameters(model):

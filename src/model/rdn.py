@@ -48,16 +48,11 @@ class RDB(nn.Module):
 
 def upnet(scale, g0, grow, n_colors, k):
     """Released layout: x2/x3 conv(G0, G*r*r), shuffle, conv(G, n_colors);
-    x4 conv(G0, 4G), shuffle, conv(G, 4G), shuffle, conv(G, n_colors)."""
+    x4 conv(G0, 4G), shuffle, conv(G, 4G), shuffle, conv(G, n_colors).
+    Other scales: one conv + shuffle per prime factor, smallest first."""
     pad = (k - 1) // 2
-    if scale == 3:
-        steps = [3]
-    elif scale >= 2 and scale & (scale - 1) == 0:
-        steps = [2] * int(math.log2(scale))
-    else:
-        raise ValueError(f'--scale: RDN supports 2^n and 3, not {scale}')
     m, c = [], g0
-    for r in steps:
+    for r in common.shuffle_steps(scale):
         m += [nn.Conv2d(c, grow * r * r, k, padding=pad), nn.PixelShuffle(r)]
         c = grow
     m.append(nn.Conv2d(grow, n_colors, k, padding=pad))
@@ -65,7 +60,8 @@ def upnet(scale, g0, grow, n_colors, k):
 
 
 def upnet_scale(tail):
-    """Scale of an UPNet from its conv shapes ({'<i>.weight': ...})."""
+    """Scale of an UPNet from its conv shapes ({'<i>.weight': ...}): the product
+    of the shuffle factors r, each conv's out channels being r*r x the next one's in."""
     convs = sorted((int(k.split('.')[0]), v) for k, v in tail.items()
                    if k.endswith('weight') and getattr(v, 'ndim', 0) == 4)
     s = 1
