@@ -98,6 +98,21 @@ class Joined(Dataset):
         raise IndexError(index)
 
 
+class WorkerDied(RuntimeError):
+    """A loader worker process was killed (e.g. by the out-of-memory killer)."""
+
+
+def worker_death(e):
+    """WorkerDied for torch's error about a dead loader worker (raised by its
+    SIGCHLD handler anywhere in the main process), else None."""
+    if isinstance(e, WorkerDied):
+        return e
+    if not isinstance(e, RuntimeError) or 'DataLoader worker' not in str(e):
+        return None
+    return WorkerDied(f'a data loader worker process died ({str(e).strip().splitlines()[0]}); the out-of-memory '
+                      'killer is the usual cause: lower --n_threads or --cache_mem')
+
+
 class MSDataLoader(DataLoader):
     """`world`: the distributed.World whose rank takes its slice of every
     training batch (one process when None)."""
@@ -110,8 +125,8 @@ class MSDataLoader(DataLoader):
         else:
             sampler = TestSampler(len(dataset))
         cuda = not args.cpu and torch.cuda.is_available()
-        super().__init__(dataset, batch_sampler=sampler, num_workers=min(args.n_threads, os.cpu_count() or 1), collate_fn=collate,
-                         pin_memory=cuda, persistent_workers=False)
+        super().__init__(dataset, batch_sampler=sampler, num_workers=min(args.n_threads, os.cpu_count() or 1),
+                         collate_fn=collate, pin_memory=cuda, persistent_workers=False)
         self.train = train
 
     def set_scale(self, idx_scale):

@@ -46,17 +46,15 @@ def run(args):
         trainer.save_interrupted()
         print(f'\nStopped by signal {e.signum}; complete state saved in {ckp.dir}.\n'
               f'Resume with: python main.py {resume_command(args)}', file=sys.stderr)
-        ckp.done()
         return 128 + e.signum
     except (utility.SRLabError, DataError) as e:
         ckp.write_log(f'main.py: error: {one_line(e)}', quiet=True)
-        ckp.done()
         raise
     finally:
         if trainer is not None:
             trainer.close()
+        ckp.done()
         distributed.close()
-    ckp.done()
     return 0
 
 
@@ -73,7 +71,9 @@ def main(argv=None):
         return run(args)
     except Exception as e:
         from data.common import DataError
-        known = (utility.SRLabError, DataError)
+        from dataloader import WorkerDied, worker_death
+        e = worker_death(e) or e  # a loader worker killed outside the training steps (e.g. in a test)
+        known = (utility.SRLabError, DataError, WorkerDied)
         if isinstance(e, known) or any(k.__name__ + ':' in str(e) for k in known):
             print(f'main.py: error: {one_line(e)}', file=sys.stderr)
             return 1

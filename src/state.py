@@ -21,7 +21,18 @@ interrupted run reached) is committed when its state.pt is in place.
 Resume (`--load <save> --resume -1`) reads state.pt and nothing else: the
 exported files are never read back, so a save killed half-way leaves the
 last committed state in force, and a run without state.pt starts afresh.
+
+The previous committed state is kept as state.pt.prev: each save writes the
+new state.pt to a temp file, fsyncs it, renames the old state.pt to
+state.pt.prev, then renames the new one into place. Each holds a 'checksum'
+of its content. A state.pt that is missing (killed between the two
+renames), unreadable or fails its checksum is replaced on resume by
+state.pt.prev, with a warning; when both are damaged the resume stops.
+
+state.pt also records the flags ('flags'); a resume whose network- or
+data-defining flags (IDENTITY) differ is refused, other changes are logged.
 """
+import hashlib
 import os
 import random
 
@@ -31,6 +42,16 @@ import torch
 import utility
 
 FILE = 'state.pt'
+PREV = FILE + '.prev'
+
+# flags that define the network, the data, the loss and the optimizer: a resume must keep them
+IDENTITY = ('model', 'scale', 'n_colors', 'rgb_range', 'act', 'n_resblocks', 'n_feats', 'res_scale', 'shift_mean',
+            'n_resgroups', 'reduction', 'G0', 'RDNkSize', 'RDNconfig', 'window_size', 'embed_dim', 'depths',
+            'num_heads', 'mlp_ratio', 'swin_upsampler', 'dbpn_stages', 'dbpn_n0', 'dbpn_nr',
+            'data_train', 'data_range', 'patch_size', 'batch_size', 'no_augment', 'degradation',
+            'imresize_border', 'blur_sigma', 'noise_level', 'loss', 'gan_arch', 'optimizer', 'seed')
+# flags that never count as a change (how this session was started)
+SESSION = ('argv', 'load', 'save', 'resume', 'reset', 'template', 'test_only', 'pre_train', 'extend')
 
 
 def holds_run(d):
@@ -72,14 +93,90 @@ class RNG:
             torch.cuda.set_rng_state_all(rng['cuda'])
 
 
+def _fmt(v):
+    return '+'.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+class Flags:
+    """The run's flags ('flags'). On resume, a difference in IDENTITY stops
+    with one line listing each (saved -> given); other changes are logged."""
+
+    def __init__(self, args, log):
+        self.args, self.log = args, log
+
+    def state_dict(self):
+        return {'flags': self.args.flags()}
+
+    def load_state_dict(self, st):
+        saved, given = st.get('flags'), self.args.flags()  # states written before flags were recorded have none
+        if saved is None:
+            return
+        changed = [k for k in sorted(saved, key=str.lower)  # flags newer than the saved run are not compared
+                   if k not in SESSION and saved[k] != given.get(k)]
+        diff = {k: f'--{k} {_fmt(saved[k])} -> {_fmt(given.get(k))}' for k in changed}
+        wrong = [d for k, d in diff.items() if k in IDENTITY]
+        if wrong:
+            raise utility.SRLabError(f'--resume -1: experiment/{self.args.load} is another run ({"; ".join(wrong)}); '
+                                     'resume with its flags, or start a new run from its weights with --pre_train '
+                                     f'experiment/{self.args.load}/model/model_latest.pt')
+        if diff:
+            self.log(f'Changed since the saved session: {"; ".join(diff.values())}')
+
+
+def checksum(obj, h=None):
+    """SHA-256 of a state's content (tensors by their bytes), independent of how it was pickled."""
+    h = h or hashlib.sha256()
+    if torch.is_tensor(obj):
+        t = obj.detach().cpu().contiguous()
+        h.update(f'T{t.dtype}{tuple(t.shape)}'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, np.ndarray):
+        h.update(f'A{obj.dtype}{obj.shape}'.encode() + np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        h.update(f'D{len(obj)}'.encode())
+        for k, v in obj.items():
+            h.update(repr(k).encode())
+            checksum(v, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f'{type(obj).__name__}{len(obj)}'.encode())
+        for v in obj:
+            checksum(v, h)
+    else:
+        h.update(f'{type(obj).__name__}:{obj!r}'.encode())
+    return h.hexdigest()
+
+
+class Damaged(Exception):
+    """A state file that is missing, unreadable or fails its checksum."""
+
+
+def read(path):
+    """The state dict in `path`, its checksum verified; Damaged otherwise."""
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        raise Damaged(f'{name} is missing')
+    try:
+        st = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as e:
+        raise Damaged(f'{name} is not readable ({utility.error_text(e)})')
+    if not isinstance(st, dict):
+        raise Damaged(f'{name} holds no run state')
+    want = st.pop('checksum', None)
+    if want is not None and checksum(st) != want:
+        raise Damaged(f'{name} fails its checksum')
+    return st
+
+
 class RunState:
     """The parts of a run, saved to and loaded from `<directory>/state.pt`.
     Parts are loaded in the order given (the model before the stepper, whose
     EMA may start from the loaded weights; RNG last)."""
 
-    def __init__(self, directory, parts):
+    def __init__(self, directory, parts, log=print):
         self.path = os.path.join(directory, FILE)
+        self.prev = os.path.join(directory, PREV)
         self.parts = list(parts)
+        self.log = log
 
     def state_dict(self):
         out = {}
@@ -97,17 +194,36 @@ class RunState:
         st = self.state_dict()
         utility.check_finite(st['model'], os.path.dirname(self.path))
         export()
-        utility.atomic_save(st, self.path)
+        st['checksum'] = checksum(st)
+        utility.atomic_save(st, self.path, before_replace=self._keep_previous)
+
+    def _keep_previous(self):
+        if os.path.exists(self.path):
+            os.replace(self.path, self.prev)
 
     def exists(self):
-        return os.path.exists(self.path)
+        return os.path.exists(self.path) or os.path.exists(self.prev)
 
     def load(self):
-        """Restore every part from state.pt; the dict read, for the caller's log."""
+        """Restore every part from state.pt (or state.pt.prev, see above); the path read."""
         try:
-            st = torch.load(self.path, map_location='cpu', weights_only=False)
-        except Exception as e:
-            raise utility.SRLabError(f'--resume -1: {self.path} is not readable ({utility.error_text(e)})')
+            st, path = read(self.path), self.path
+        except Damaged as e:
+            st, path = self._fallback(e), self.prev
         for part in self.parts:
             part.load_state_dict(st)
+        return path
+
+    def _fallback(self, damage):
+        try:
+            st = read(self.prev)
+        except Damaged as e:
+            raise utility.SRLabError(f'--resume -1: {damage} and {e} in {os.path.dirname(self.path)}; '
+                                     'no complete state is left to resume from') from None
+        where = f'epoch {st["epoch"] + 1}' + (f', batch {st["start_batch"]}' if st['start_batch'] else '')
+        if os.path.exists(self.path):
+            self.log(f'warning: --resume -1: {damage}; resuming from the previous state {PREV} at {where}: '
+                     'the training done after it (up to one epoch) is lost')
+        else:  # killed between the two renames of a save: that save was never committed
+            self.log(f'--resume -1: {damage}; the last committed state is {PREV} ({where})')
         return st

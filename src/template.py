@@ -39,7 +39,9 @@ TEMPLATES = {
     'ESRGAN': dict(scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',
                    patch_size=128, batch_size=16, epochs=400, decay='50-100-200-300', gamma=0.5),
     # paper settings; patch_size is HR = the paper's LR patch x the largest --scale
-    'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, scale='2+3+4', patch_size=48, batch_size=64, loss='1*MSE'),
+    # VDSR works on Y (--n_colors 1), as in the paper
+    'VDSR': dict(model='VDSR', n_resblocks=20, n_feats=64, n_colors=1, scale='2+3+4', patch_size=48, batch_size=64,
+                 loss='1*MSE'),
     'SRResNet': dict(model='SRResNet', n_resblocks=16, n_feats=64, scale='4', patch_size=96, batch_size=16,
                      loss='1*MSE', lr=1e-4, epochs=1000, decay='0'),
     'RCAN': lambda f: dict(

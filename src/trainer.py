@@ -9,10 +9,11 @@ import torch
 from tqdm import tqdm
 
 import utility
+from dataloader import worker_death
 from distributed import World
 from evaluator import Evaluator
 from loss import LossState
-from state import RNG, Keyed, RunState, holds_run
+from state import RNG, Flags, Keyed, RunState, holds_run
 from stepper import Stepper, TooManySkips, autocast
 
 
@@ -44,8 +45,8 @@ class Trainer:
         my_model.setup_speed(ddp=world.distributed)
         if self.device.type == 'cuda':
             torch.backends.cudnn.benchmark = True
-        self.run_state = RunState(ckp.dir, [Keyed('model', my_model), self.stepper, LossState(my_loss),
-                                            self.evaluator, self, RNG()])
+        self.run_state = RunState(ckp.dir, [Flags(args, ckp.write_log), Keyed('model', my_model), self.stepper,
+                                            LossState(my_loss), self.evaluator, self, RNG()], ckp.write_log)
         if args.load and args.resume == -1:
             self.resume()
         self._install_signals()
@@ -62,9 +63,9 @@ class Trainer:
             what = 'the first epoch was not completely saved in' if holds_run(self.ckp.dir) else 'no training state in'
             self.ckp.write_log(f'--resume -1: {what} {self.ckp.dir}; starting from scratch')
             return
-        self.run_state.load()
+        path = self.run_state.load()
         where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
-        self.ckp.write_log(f'Resumed from {self.run_state.path}: continuing at {where}, lr {self.stepper.lr():.2e}')
+        self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.stepper.lr():.2e}')
 
     def save(self, is_best=False):
         """The end of an epoch: the exported files, then the run state (rank 0)."""
@@ -77,8 +78,7 @@ class Trainer:
             self.run_state.save(export)
 
     def save_interrupted(self):
-        """The position reached so far (mid-epoch, or before the test of the
-        last epoch), after a signal or too many skips."""
+        """The position reached so far (mid-epoch, or before the last epoch's test): signals, stops."""
         def export():
             self.model.export(self.ckp.get_path('model'), self.epoch)
             self.loss.save(self.ckp.dir)
@@ -96,7 +96,6 @@ class Trainer:
     def close(self):
         for s, h in self._old_handlers.items():
             signal.signal(s, h)
-        self._old_handlers = {}
 
     def _check_signal(self):
         if self.signal is not None:
@@ -116,12 +115,13 @@ class Trainer:
         self.model.train()
         try:
             counts, accepted = self._epoch(epoch)
-        except TooManySkips as e:
-            self.save_interrupted()
-            raise utility.SRLabError(f'{e}; stopping with the last good state in {self.ckp.dir}') from e
-        except Exception:
+        except Exception as e:
             self._check_signal()  # a loader worker killed by the same Ctrl-C
-            raise
+            stop = e if isinstance(e, TooManySkips) else worker_death(e)
+            if stop is None:
+                raise
+            self.save_interrupted()  # the state after the last finished step
+            raise utility.SRLabError(f'{stop}; stopping with the last good state in {self.ckp.dir}') from None
         self.loss.end_log(accepted)
         self.loss.reduce(self.world, self.device)
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))

@@ -1,6 +1,7 @@
 """The experiment directory (checkpoint: folder, log.txt, config.txt, result
 images), atomic file writes, one-line errors, timer and pixel helpers."""
 import datetime
+import fcntl
 import os
 import queue
 import shutil
@@ -52,7 +53,7 @@ def _umask():
 _UMASK = _umask()  # read once, at import (os.umask is process-wide, not thread-safe)
 
 
-def _atomic(path, write):
+def _atomic(path, write, before_replace=None):
     """Write through `write(f)` to a temp file in the same directory, fsync,
     then rename over `path`: a reader sees the old file or the new one, never
     a partial one. A failed write leaves the old file and raises SRLabError."""
@@ -72,6 +73,8 @@ def _atomic(path, write):
                 raise rec.error from e
             f.flush()
             os.fsync(f.fileno())
+        if before_replace is not None:  # the new file is complete: e.g. keep the old one under another name
+            before_replace()
         os.replace(tmp, path)
         tmp = None
         try:
@@ -87,8 +90,8 @@ def _atomic(path, write):
             os.remove(tmp)
 
 
-def atomic_save(obj, path):
-    _atomic(path, lambda f: torch.save(obj, f))
+def atomic_save(obj, path, before_replace=None):
+    _atomic(path, lambda f: torch.save(obj, f), before_replace)
 
 
 def atomic_write_text(text, path):
@@ -225,23 +228,56 @@ def remove_stale_temps(d):
                     pass
 
 
+class RunLock:
+    """An exclusive lock (flock) on experiment/.<name>.lock, beside the run's
+    folder so that --reset cannot delete it. The kernel releases it when the
+    process ends, however it ends: a SIGKILL leaves no stale lock."""
+
+    def __init__(self, root, name):
+        os.makedirs(root, exist_ok=True)
+        self.file = open(os.path.join(root, f'.{name}.lock'), 'a+')
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            pid = self.file.read().strip() or 'unknown'
+            self.file.close()
+            raise SRLabError(f'experiment/{name} is in use by process {pid} (another run writes into it); '
+                             'nothing was touched: wait for that process to end or stop it') from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f'{os.getpid()}\n')
+        self.file.flush()
+
+    def release(self):
+        self.file.close()
+
+
 class checkpoint:
     """experiment/<save> (or experiment/<load> when continuing): the folder,
     config.txt, log.txt and the result images. Under torchrun only rank 0
-    writes. Refuses to reuse a training run unless --load or --reset."""
+    writes. Refuses to reuse a training run unless --load or --reset. A
+    process that trains, resumes, resets or saves result images holds the
+    run's lock (RunLock) from here to done()."""
 
     def __init__(self, args, root=None, world=World()):
         self.args = args
         self.main = world.main
         self.writer = None
         self.log_file = None
+        self.lock = None
         root = Path(root or REPO / 'experiment')
         name = args.load or args.save
         self.dir = str(root / name)
-        if args.load:
-            self._check_load(root)
-        elif self.main:
-            self._check_save(name)
+        if args.load and not os.path.isdir(self.dir):
+            raise SRLabError(f'--load: no run named {args.load!r} in {root}')
+        if self.main and (not args.test_only or args.save_results or args.reset):
+            self.lock = RunLock(root, name)
+        try:
+            self._check_load() if args.load else self._check_save(name) if self.main else None
+        except BaseException:
+            self.done()
+            raise
         if not self.main:
             return
         os.makedirs(self.get_path('model'), exist_ok=True)
@@ -252,9 +288,7 @@ class checkpoint:
         with open(self.get_path('config.txt'), open_type) as f:
             f.write('\n'.join(lines) + '\n\n')
 
-    def _check_load(self, root):
-        if not os.path.isdir(self.dir):
-            raise SRLabError(f'--load: no run named {self.args.load!r} in {root}')
+    def _check_load(self):
         if self.args.reset:
             raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
         if self.main:
@@ -284,10 +318,16 @@ class checkpoint:
             self.log_file.flush()
 
     def done(self):
-        self.end_background()
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
+        """Finish the result images (their errors are raised), close log.txt, release the lock."""
+        try:
+            self.end_background()
+        finally:
+            if self.log_file is not None:
+                self.log_file.close()
+                self.log_file = None
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     # result images
     def begin_background(self):

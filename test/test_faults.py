@@ -55,8 +55,10 @@ def report(request):
     yield
     k = SURVIVED['SIGKILL']
     saves = SURVIVED['SIGKILL_save']
-    n = sum(k.values()) + len(saves)
+    n = sum(v for p, v in k.items() if p != 'before_first_save') + len(saves)
     parts = [f'{k[p]} during {p}' for p in ('startup', 'steps', 'tests', 'saves') if k[p]]
+    if k['loader workers']:
+        parts.append(f'{k["loader workers"]} of a loader worker')
     if saves:
         parts.append(f'{len(saves)} inside atomic writes of {", ".join(sorted(set(saves)))}')
     if k['before_first_save']:
@@ -143,15 +145,16 @@ class Launch:
         self.timed_out = True
         self.p.kill()
 
-    def until(self, target, signum):
-        """Send `signum` as soon as the run reaches position `target`; False
-        when the run ended before."""
+    def until(self, target, signum=None):
+        """Send `signum` (if any) as soon as the run reaches position `target`;
+        False when the run ended before."""
         for line in self.p.stdout:
             line = line.rstrip('\n')
             self.lines.append(line)
             self.pos = advance(self.pos, line)
             if self.pos >= target:
-                self.p.send_signal(signum)
+                if signum is not None:
+                    self.p.send_signal(signum)
                 return True
         return False
 
@@ -236,17 +239,25 @@ def assert_like_reference(name, reference, atol=1e-6):
 
 
 # ---- a. SIGKILL at random points --------------------------------------------
-def kill_plan(seed=5):
-    """Positions to SIGKILL at, in order: once at startup, then in every epoch
-    once after a random number of steps and once during its test or its save."""
+def kill_plan(seed=5, kills=20):
+    """Positions to SIGKILL at, in order (a soak of `kills` kills): once at
+    startup, then in every epoch after random numbers of steps, during its
+    test and during its save."""
     rng = random.Random(seed)
-    late = ['tests', 'saves'] * (EPOCHS // 2)
-    rng.shuffle(late)
+    per_epoch, extra = divmod(kills - 1, EPOCHS)
     plan = [(0, 0, 0)]
     for e in range(1, EPOCHS + 1):
-        plan.append((e, 1, rng.randint(1, STEPS - 2)))
-        plan.append((e, 2 if late[e - 1] == 'tests' else 3, 0))
+        steps = sorted(rng.sample(range(1, STEPS - 1), per_epoch - 2 + (e <= extra)))
+        plan += [(e, 1, k) for k in steps] + [(e, 2, 0), (e, 3, 0)]
     return plan
+
+
+def committed_epoch(name):
+    """The epoch of the last committed state (state.pt, or state.pt.prev between a save's renames)."""
+    for f in ('state.pt', 'state.pt.prev'):
+        if (EXP / name / f).exists():
+            return torch.load(EXP / name / f, weights_only=False)['epoch']
+    return 0
 
 
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(cache, names, reference):
@@ -254,6 +265,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(cache, na
     plan = kill_plan()
     argv = flags(cache, '--save', name)
     seen = Counter()
+    committed = 0
     for target in plan:
         launch = Launch(argv)
         fired = launch.until(target, signal.SIGKILL)
@@ -268,6 +280,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted_run(cache, na
         if not (EXP / name / 'state.pt').exists():
             SURVIVED['SIGKILL']['before_first_save'] += 1
         assert_files_load(name)
+        assert committed_epoch(name) >= committed, 'a complete epoch was lost'  # the run lock and the fallback
+        committed = committed_epoch(name)
         argv = resume_argv(cache, name)
     rc, out, err = run(argv)
     assert rc == 0, err[-3000:]
@@ -497,3 +511,93 @@ def test_unwritable_results_are_reported_without_hanging(cache, names, tmp_path)
     assert p.returncode == 1
     lines = error_lines(p.stderr)
     assert len(lines) == 1 and str(d) in lines[0], p.stderr
+
+
+# ---- f. one writer per run, the run's identity, damaged states, dead loader workers --------
+def snapshot(d):
+    return {str(p.relative_to(d)): (p.stat().st_size, p.stat().st_mtime_ns) for p in d.rglob('*') if p.is_file()}
+
+
+def test_a_second_process_on_a_run_is_refused_and_touches_nothing(cache, names):
+    name = names('lock')
+    first = Launch(flags(cache, '--save', name, '--epochs', '40'))
+    assert first.until((1, 1, 2), signal.SIGSTOP)  # frozen mid-epoch, holding the run's lock
+    try:
+        before = snapshot(EXP / name)
+        for argv in (resume_argv(cache, name), flags(cache, '--save', name, '--reset')):
+            rc, out, err = run(argv)
+            lines = error_lines(err)
+            assert rc == 1 and len(lines) == 1, err
+            assert f'experiment/{name} is in use by process {first.p.pid}' in lines[0], lines[0]
+            assert snapshot(EXP / name) == before  # not even --reset touched it
+    finally:
+        first.p.send_signal(signal.SIGKILL)
+        first.finish()
+    SURVIVED['SIGKILL']['steps'] += 1
+    rc, out, err = run(resume_argv(cache, name, '--epochs', '1'))  # the kernel dropped the dead process's lock
+    assert rc == 0, err[-3000:]
+
+
+def test_resume_refuses_another_run_and_logs_allowed_changes(cache, names):
+    name = names('identity')
+    rc, out, err = run(flags(cache, '--save', name, '--epochs', '1'))
+    assert rc == 0, err[-3000:]
+    state = (EXP / name / 'state.pt').read_bytes()
+    rc, out, err = run(resume_argv(cache, name, '--scale', '2+3', '--n_feats', '16'))
+    lines = error_lines(err)
+    assert rc == 1 and len(lines) == 1, err
+    assert '--n_feats 8 -> 16' in lines[0] and '--scale 2+3+4 -> 2+3' in lines[0] and '--pre_train' in lines[0]
+    assert (EXP / name / 'state.pt').read_bytes() == state
+    rc, out, err = run(resume_argv(cache, name, '--epochs', '2', '--print_every', '2'))
+    assert rc == 0, err[-3000:]
+    assert 'Changed since the saved session: --epochs 1 -> 2; --print_every 1 -> 2' in out
+    assert committed_epoch(name) == 2
+
+
+def test_damaged_state_resumes_from_the_previous_one(cache, names):
+    name = names('damaged')
+    rc, out, err = run(flags(cache, '--save', name, '--epochs', '2'))
+    assert rc == 0, err[-3000:]
+    d = EXP / name
+    for epochs, damage in (('3', 'truncate'), ('4', 'flip')):
+        prev = torch.load(d / 'state.pt.prev', weights_only=False)['epoch']
+        data = bytearray((d / 'state.pt').read_bytes())
+        if damage == 'truncate':
+            data = data[:len(data) // 2]
+        else:
+            data[len(data) // 2] ^= 0xFF
+        (d / 'state.pt').write_bytes(bytes(data))
+        rc, out, err = run(resume_argv(cache, name, '--epochs', epochs))
+        assert rc == 0, err[-3000:]
+        warn = [ln for ln in out.splitlines() if ln.startswith('warning: --resume -1: state.pt ')]
+        assert len(warn) == 1 and f'previous state state.pt.prev at epoch {prev + 1}' in warn[0], out
+        assert f'Resumed from {d / "state.pt.prev"}: continuing at epoch {prev + 1}' in out
+        assert committed_epoch(name) == int(epochs)
+    for f in ('state.pt', 'state.pt.prev'):
+        (d / f).write_bytes((d / f).read_bytes()[:1000])
+    rc, out, err = run(resume_argv(cache, name, '--epochs', '5'))
+    lines = error_lines(err)
+    assert rc == 1 and len(lines) == 1 and 'no complete state is left' in lines[0], err
+
+
+def workers(pid):
+    with open(f'/proc/{pid}/task/{pid}/children') as f:
+        return [int(c) for c in f.read().split()]
+
+
+def test_killed_loader_worker_stops_with_one_line_and_a_state_that_resumes(cache, names):
+    name = names('worker')
+    argv = flags(cache, '--save', name, '--n_threads', '2', '--test_every', '40', '--epochs', '1')
+    launch = Launch(argv)
+    assert launch.until((1, 1, 3))
+    os.kill(workers(launch.p.pid)[0], signal.SIGKILL)  # as the out-of-memory killer does
+    rc, out, err = launch.finish()
+    lines = error_lines(err)
+    assert rc == 1 and len(lines) == 1 and 'Traceback' not in err, err
+    assert 'data loader worker process died' in lines[0] and 'killed by signal' in lines[0], lines[0]
+    SURVIVED['SIGKILL']['loader workers'] += 1
+    st = torch.load(EXP / name / 'state.pt', weights_only=False)
+    assert st['epoch'] == 0 and st['start_batch'] >= 3
+    rc, out, err = run(resume_argv(cache, name, '--n_threads', '2', '--test_every', '40', '--epochs', '1'))
+    assert rc == 0, err[-3000:]
+    assert f'continuing at epoch 1, batch {st["start_batch"]}' in out
