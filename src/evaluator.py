@@ -34,6 +34,10 @@ class Evaluator:
         self.best = {}             # 'set/xS' -> (psnr, epoch)
         self.bicubic = {}          # (set, scale) -> (psnr, ssim) of the Bicubic baseline
         self.results = {}          # set -> scale -> entry (results.json)
+        self.figures = None        # --save_figures: compare.FigureWriter, fed every scored test image
+        if args.save_figures and args.save_results and world.main:
+            import compare
+            self.figures = compare.FigureWriter(args, ckp)
 
     # ---- testing --------------------------------------------------------------
     def run(self, model, epoch, shard=False, check_signal=None):
@@ -103,6 +107,8 @@ class Evaluator:
             if args.save_gt:
                 save_list += [lr.float(), hr] if hr.numel() else [lr.float()]
             self.ckp.save_results(loader.dataset, filename[0], save_list, scale)
+            if self.figures is not None and hr.numel():
+                self.figures.add(loader.dataset.name, scale, filename[0], lr.float().cpu(), sr.cpu(), hr)
         return sums
 
     def forward(self, model, lr, idx_scale):

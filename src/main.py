@@ -68,6 +68,9 @@ def resume_command(args):
 def main(argv=None):
     args = option.parse_args(argv)
     try:
+        if args.summary:  # the model's cost; no experiment folder, no data
+            import summary
+            return summary.run(args)
         return run(args)
     except Exception as e:
         from data.common import DataError

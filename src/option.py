@@ -188,6 +188,11 @@ def build_parser():
     a('--print_every', type=int, default=100, help='log training status every N batches')
     a('--save_results', action='store_true', help='save SR images')
     a('--save_gt', action='store_true', help='also save LR and HR images')
+    a('--save_figures', action='store_true',
+      help='with --save_results: a comparison figure (HR with a box; HR, Bicubic and SR crops) per test image')
+    a('--tensorboard', action='store_true', help='also log to experiment/<save>/tb (needs the tensorboard package)')
+    a('--summary', action='store_true', help='print the model cost (parameters, Multi-Adds, time) and exit')
+    a('--summary_size', default='1280x720', help='output size WxH for --summary (Multi-Adds, timing)')
     return p
 
 

@@ -228,14 +228,17 @@ def remove_stale_temps(d):
                     pass
 
 
+LOCK = '.lock'
+
+
 class RunLock:
-    """An exclusive lock (flock) on experiment/.<name>.lock, beside the run's
-    folder so that --reset cannot delete it. The kernel releases it when the
+    """An exclusive lock (flock) on experiment/<name>/.lock, which --reset
+    keeps while it empties the folder. The kernel releases it when the
     process ends, however it ends: a SIGKILL leaves no stale lock."""
 
-    def __init__(self, root, name):
-        os.makedirs(root, exist_ok=True)
-        self.file = open(os.path.join(root, f'.{name}.lock'), 'a+')
+    def __init__(self, d, name):
+        os.makedirs(d, exist_ok=True)
+        self.file = open(os.path.join(d, LOCK), 'a+')
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -272,7 +275,7 @@ class checkpoint:
         if args.load and not os.path.isdir(self.dir):
             raise SRLabError(f'--load: no run named {args.load!r} in {root}')
         if self.main and (not args.test_only or args.save_results or args.reset):
-            self.lock = RunLock(root, name)
+            self.lock = RunLock(self.dir, name)
         try:
             self._check_load() if args.load else self._check_save(name) if self.main else None
         except BaseException:
@@ -296,7 +299,9 @@ class checkpoint:
 
     def _check_save(self, name):
         if self.args.reset and os.path.exists(self.dir):
-            shutil.rmtree(self.dir)
+            for entry in os.scandir(self.dir):  # everything but the lock this process holds
+                if entry.name != LOCK:
+                    shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.remove(entry.path)
         elif state.holds_run(self.dir) and not self.args.test_only:
             raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
                              f'--load {name} --resume -1, delete it with --reset, or pick another --save')

@@ -157,7 +157,8 @@ def test_ema_saved_tested_and_restored_on_resume(tmp_path, exp_name):
 
 # ---- --amp / --channels_last / --compile ----------------------------------------
 def make_trainer(tmp_path, *flags):
-    args = option.parse_args(tiny(tmp_path, '--scale', '2', '--optimizer', 'SGD', '--lr', '0.1', *flags))
+    args = option.parse_args(tiny(tmp_path, '--scale', '2', '--optimizer', 'SGD', '--lr', '0.1', *flags,
+                                  '--save', f'run_{len(list(tmp_path.glob("run_*")))}'))
     ckp = utility.checkpoint(args, root=tmp_path)
     torch.manual_seed(0)
     m = model_mod.Model(args, ckp)
