@@ -1,8 +1,15 @@
-"""Compute PSNR / SSIM (MATLAB-style, see metrics.py) between SR and HR folders."""
+"""Compute PSNR / SSIM (MATLAB-style, see metrics.py) between SR and HR folders.
+
+One --sr DIR: a per-image table on stdout. Several --sr NAME=DIR (one per
+method, e.g. Bicubic=..., EDSR=..., EDSR+=... for self-ensemble): Markdown
+tables on stdout (mean per method, then per image); --latex writes a booktabs
+table with the best value of each column in \\textbf and the second best
+in \\underline."""
 import argparse
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -14,17 +21,36 @@ import metrics
 from data import common
 
 HELP_EPILOG = """\
-pairing rule:
-  each SR file is matched to the HR file with the same stem (file name
-  without extension). If there is none, these suffixes are tried, in order,
-  and the first stripped stem that names an HR image wins:
-    _x{S}_SR   (baby_x2_SR.png -> baby)
+methods:
+  --sr DIR            one folder: per-image table, JSON {images, mean}.
+  --sr NAME=DIR ...   one or more methods (a plain DIR among several is named by
+                      its folder name). stdout: Markdown table of the means
+                      (rows = methods, best in **bold**), then a per-image
+                      Markdown table (cells PSNR / SSIM). --markdown FILE
+                      writes the same Markdown, --latex FILE (or -, stdout)
+                      a booktabs table: per column (PSNR, SSIM; higher is
+                      better) best in \\textbf, second best in \\underline.
+                      Ranks are dense on the printed values (2 decimals for
+                      PSNR, 4 for SSIM): ties share a mark. Identical images
+                      give PSNR inf (printed inf / $\\infty$, ranked first,
+                      null in JSON). JSON: {scale, shave, methods: {NAME:
+                      {images, mean, rank}}}.
+
+pairing rule (SR file name -> HR file name, S = --scale):
+  1. the same stem (file name without extension);
+  2. else these suffixes, in order; the first stripped stem that names an
+     HR image wins:
+    _x{S}_SR   (baby_x2_SR.png -> baby)   EDSR-PyTorch / srlab
     _SR        (baby_SR.png    -> baby)
     x{S}       (babyx2.png     -> baby)
     _x{S}      (baby_x2.png    -> baby)
-  SR files whose stem ends in _LR or _HR are ignored. Every HR image needs
-  exactly one SR image and every other SR image must match an HR image,
-  otherwise the run stops with exit code 1.
+  3. else _<token>_x{S}        (baby_RCAN_x2.png -> baby)  RCAN / RDN
+  4. else _<token>             (baby_RealESRGAN.png -> baby)  BasicSR
+  a token is one word without "_" and not x<number> (so baby_x3.png is not
+  taken for scale 2). SR files whose stem ends in _LR or _HR are ignored.
+  Every HR image needs exactly one SR image and every other SR image must
+  match an HR image, otherwise the run stops with one error line (naming
+  the method when there are several) and exit code 1.
 
 images:
   read as training and --test_only read them (src/data/common.py): files
@@ -77,6 +103,13 @@ def match_stem(stem, hr_stems, scale):
     for suffix in ('_x%d_SR' % scale, '_SR', 'x%d' % scale, '_x%d' % scale):
         if stem.endswith(suffix) and stem[:-len(suffix)] in hr_stems:
             return stem[:-len(suffix)]
+    rest = stem[:-len('_x%d' % scale)] if stem.endswith('_x%d' % scale) else None
+    for base in (rest, stem):  # _<token>_x{S} (RCAN/RDN), then _<token> (BasicSR)
+        if base is None:
+            continue
+        head, sep, token = base.rpartition('_')
+        if sep and token and not re.fullmatch(r'x\d+', token) and head in hr_stems:
+            return head
     return None
 
 
@@ -172,26 +205,133 @@ def format_table(result):
     return '\n'.join(lines)
 
 
+DIGITS = {'psnr': 2, 'ssim': 4}
+
+
+def parse_methods(values):
+    """[(name, folder)] from the --sr values; a plain DIR is named by its folder."""
+    methods = []
+    for v in values:
+        name, sep, folder = v.partition('=')
+        if not sep or not name or not folder or os.path.isdir(v):
+            name, folder = Path(v).name or v, v
+        methods.append((name, folder))
+    return methods
+
+
+def add_ranks(methods):
+    """rank[key] per method: dense rank of the printed mean, 1 = best (inf first)."""
+    for key, digits in DIGITS.items():
+        shown = {n: round(m['mean'][key], digits) for n, m in methods.items()}
+        levels = sorted(set(shown.values()), reverse=True)
+        for n, v in shown.items():
+            methods[n].setdefault('rank', {})[key] = levels.index(v) + 1
+    return methods
+
+
+def evaluate_methods(methods, hr_dir, scale, shave=None):
+    """{'scale', 'shave', 'methods': {name: {'images', 'mean', 'rank'}}}."""
+    results = {}
+    for name, folder in methods:
+        try:
+            results[name] = evaluate(folder, hr_dir, scale, shave)
+        except EvalError as e:
+            raise EvalError('method %s: %s' % (name, e))
+    return {'scale': scale, 'shave': scale if shave is None else shave,
+            'methods': add_ranks(results)}
+
+
+def fmt(value, key, latex=False):
+    if math.isinf(value):
+        return '$\\infty$' if latex else 'inf'
+    return '%.*f' % (DIGITS[key], value)
+
+
+def markdown_tables(result):
+    """Means (rows = methods, best in bold) and the per-image table, as Markdown."""
+    methods = result['methods']
+    lines = ['| Method | PSNR (dB) | SSIM |', '|:--|--:|--:|']
+    for name, m in methods.items():
+        cells = [fmt(m['mean'][k], k) for k in DIGITS]
+        cells = ['**%s**' % c if m['rank'][k] == 1 else c for c, k in zip(cells, DIGITS)]
+        lines.append('| %s | %s |' % (name, ' | '.join(cells)))
+    lines += ['', '| Image | %s |' % ' | '.join(methods),
+              '|:--|%s' % ('--:|' * len(methods))]
+    stems = list(next(iter(methods.values()))['images'])
+    for stem in stems + ['mean']:
+        cells = [m['mean'] if stem == 'mean' else m['images'][stem] for m in methods.values()]
+        lines.append('| %s | %s |' % (stem, ' | '.join(
+            '%s / %s' % (fmt(c['psnr'], 'psnr'), fmt(c['ssim'], 'ssim')) for c in cells)))
+    return '\n'.join(lines) + '\n'
+
+
+LATEX_SPECIAL = {'\\': '\\textbackslash{}', '~': '\\textasciitilde{}', '^': '\\textasciicircum{}',
+                 '&': '\\&', '%': '\\%', '$': '\\$', '#': '\\#', '_': '\\_', '{': '\\{', '}': '\\}'}
+
+
+def latex_escape(text):
+    return ''.join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def latex_table(result):
+    """booktabs table of the means: per column best in bold, second underlined."""
+    marks = {1: '\\textbf{%s}', 2: '\\underline{%s}'}
+    lines = ['\\begin{tabular}{lcc}', '\\toprule',
+             'Method & PSNR (dB) & SSIM \\\\', '\\midrule']
+    for name, m in result['methods'].items():
+        cells = [marks.get(m['rank'][k], '%s') % fmt(m['mean'][k], k, latex=True) for k in DIGITS]
+        lines.append('%s & %s \\\\' % (latex_escape(name), ' & '.join(cells)))
+    lines += ['\\bottomrule', '\\end{tabular}']
+    return '\n'.join(lines) + '\n'
+
+
+def write_text(text, path):
+    """Write `text` to `path` ('-': stdout)."""
+    if path == '-':
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='evaluate.py', description=__doc__, epilog=HELP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--sr', required=True, help='folder of super-resolved images')
+    parser.add_argument('--sr', required=True, action='append', metavar='[NAME=]DIR',
+                        help='folder of super-resolved images; repeat as NAME=DIR to compare methods')
     parser.add_argument('--hr', required=True, help='folder of ground-truth images, or a benchmark set folder holding HR/')
     parser.add_argument('--scale', type=int, required=True, help='upscaling factor S')
     parser.add_argument('--shave', type=int, default=None,
                         help='border pixels ignored on each side (default: S)')
     parser.add_argument('--json', default=None, help='also write results to this JSON file')
+    parser.add_argument('--markdown', default=None, metavar='FILE',
+                        help='write the Markdown tables to FILE (several methods: also printed)')
+    parser.add_argument('--latex', default=None, metavar='FILE',
+                        help='write the LaTeX (booktabs) table to FILE; - prints it')
     args = parser.parse_args(argv)
     if args.scale < 1:
         parser.error('--scale must be >= 1')
     if args.shave is not None and args.shave < 0:
         parser.error('--shave must be >= 0')
+    methods = parse_methods(args.sr)
+    names = [n for n, _ in methods]
+    if len(set(names)) != len(names):
+        parser.error('method names must differ: %s' % ', '.join(names))
+    single = len(args.sr) == 1 and methods[0][1] == args.sr[0]
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_line  # one line per skipped file
-            result = evaluate(args.sr, args.hr, args.scale, args.shave)
-        print(format_table(result))
+            if single:
+                result = evaluate(args.sr[0], args.hr, args.scale, args.shave)
+                multi = {'scale': args.scale, 'shave': args.scale if args.shave is None else args.shave,
+                         'methods': add_ranks({names[0]: dict(result)})}
+            else:
+                result = multi = evaluate_methods(methods, args.hr, args.scale, args.shave)
+        print(format_table(result) if single else markdown_tables(multi), end='\n' if single else '')
+        if args.markdown:
+            write_text(markdown_tables(multi), args.markdown)
+        if args.latex:
+            write_text(latex_table(multi), args.latex)
         if args.json:
             write_json(result, args.json)
     except (EvalError, OSError) as e:

@@ -34,6 +34,7 @@ class Evaluator:
         self.best = {}             # 'set/xS' -> (psnr, epoch)
         self.bicubic = {}          # (set, scale) -> (psnr, ssim) of the Bicubic baseline
         self.results = {}          # set -> scale -> entry (results.json)
+        self.epoch = 0             # the epoch being tested
         self.figures = None        # --save_figures: compare.FigureWriter, fed every scored test image
         if args.save_figures and args.save_results and world.main:
             import compare
@@ -43,6 +44,7 @@ class Evaluator:
     def run(self, model, epoch, shard=False, check_signal=None):
         """Test every set and scale; log the lines and the table, write results.json."""
         self.ckp.write_log('\nEvaluation:')
+        self.epoch = epoch
         row = torch.zeros(1, len(self.loaders), len(self.scales))
         model.eval()
         rows = []
@@ -107,9 +109,17 @@ class Evaluator:
             if args.save_gt:
                 save_list += [lr.float(), hr] if hr.numel() else [lr.float()]
             self.ckp.save_results(loader.dataset, filename[0], save_list, scale)
+            if sums[4] <= 2 and hr.numel():  # TensorBoard: SR and HR crops of the first images
+                self._crops(loader.dataset.name, scale, filename[0], sr, hr)
             if self.figures is not None and hr.numel():
                 self.figures.add(loader.dataset.name, scale, filename[0], lr.float().cpu(), sr.cpu(), hr)
         return sums
+
+    def _crops(self, name, scale, filename, sr, hr, size=128):
+        h, w = sr.shape[-2:]
+        y, x = max(h - size, 0) // 2, max(w - size, 0) // 2
+        pair = [t[0, :, y:y + size, x:x + size].float().cpu() / self.args.rgb_range for t in (sr, hr)]
+        self.ckp.add_image(f'{name}_x{scale}/{filename} (SR | HR)', torch.cat(pair, -1), self.epoch)
 
     def forward(self, model, lr, idx_scale):
         """The quantized SR image and the seconds the model took."""
@@ -139,6 +149,7 @@ class Evaluator:
         b, be = self.best[key]
         self.ckp.write_log(f'[{name} x{scale}]\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f} '
                            f'(Best: {b:.2f} @epoch {be})')
+        self.ckp.add_scalars(epoch, {f'psnr/{name}_x{scale}': entry['psnr'], f'ssim/{name}_x{scale}': entry['ssim']})
 
     def is_best(self, epoch):
         """True when the first set's first scale reached its best PSNR at `epoch`."""

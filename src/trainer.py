@@ -122,8 +122,8 @@ class Trainer:
                 raise
             self.save_interrupted()  # the state after the last finished step
             raise utility.SRLabError(f'{stop}; stopping with the last good state in {self.ckp.dir}') from None
-        self.loss.end_log(accepted)
-        self.loss.reduce(self.world, self.device)
+        self.loss.end_log(accepted, self.world, self.device)
+        self.ckp.add_scalars(epoch, {**self.loss.epoch_values(), 'lr': self.stepper.lr()})
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
                            + self.stepper.describe())
         self.stepper.end_epoch()

@@ -269,6 +269,7 @@ class checkpoint:
         self.writer = None
         self.log_file = None
         self.lock = None
+        self.board = None  # --tensorboard: tboard.Board on experiment/<save>/tb (rank 0)
         root = Path(root or REPO / 'experiment')
         name = args.load or args.save
         self.dir = str(root / name)
@@ -278,16 +279,21 @@ class checkpoint:
             self.lock = RunLock(self.dir, name)
         try:
             self._check_load() if args.load else self._check_save(name) if self.main else None
+            if self.main:
+                self._open()
         except BaseException:
             self.done()
             raise
-        if not self.main:
-            return
+
+    def _open(self):
+        if self.args.tensorboard:  # first: a missing package stops the run before anything is written
+            import tboard
+            self.board = tboard.Board(self.get_path('tb'))
         os.makedirs(self.get_path('model'), exist_ok=True)
         open_type = 'a' if os.path.exists(self.get_path('log.txt')) else 'w'
         self.log_file = open(self.get_path('log.txt'), open_type)
         now = datetime.datetime.now().strftime('%Y-%m-%d-%H:%M:%S')
-        lines = [now] + [f'{k}: {v}' for k, v in sorted(args.flags().items())]
+        lines = [now] + [f'{k}: {v}' for k, v in sorted(self.args.flags().items())]
         with open(self.get_path('config.txt'), open_type) as f:
             f.write('\n'.join(lines) + '\n\n')
 
@@ -330,9 +336,21 @@ class checkpoint:
             if self.log_file is not None:
                 self.log_file.close()
                 self.log_file = None
+            if self.board is not None:
+                self.board.close()
+                self.board = None
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
+
+    # TensorBoard (--tensorboard; nothing without it)
+    def add_scalars(self, step, values):
+        if self.board is not None:
+            self.board.scalars(step, values)
+
+    def add_image(self, tag, chw, step):
+        if self.board is not None:
+            self.board.image(tag, chw, step)
 
     # result images
     def begin_background(self):

@@ -199,3 +199,143 @@ def test_unreadable_image_is_one_line_error(folders, capsys):
     code, out, err = run_main(['--sr', sr_dir, '--hr', hr_dir, '--scale', 2], capsys)
     assert code == 1 and err.startswith('evaluate.py: error:') and 'birdx2.png' in err
     assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err
+
+
+# ---- several methods ----------------------------------------------------------
+
+def smooth_img(seed):
+    """48x48 colour test image with texture that bicubic x2 cannot restore."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:48, 0:48] / 48.
+    ch = [128 + 50 * np.sin(2 * np.pi * (rng.uniform(6, 12) * x + rng.uniform(6, 12) * y))
+          + 30 * np.sin(2 * np.pi * rng.uniform(1, 3) * x) for _ in range(3)]
+    return np.clip(np.round(np.dstack(ch)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def methods(tmp_path):
+    """HR set and three methods' folders, each in another naming convention."""
+    from data.imresize import imresize
+    hr_dir = tmp_path / 'Set3' / 'HR'
+    hr_dir.mkdir(parents=True)
+    dirs = {n: tmp_path / n for n in ('Bicubic', 'Noisy', 'Oracle')}
+    for d in dirs.values():
+        d.mkdir()
+    for i, stem in enumerate(['baby', 'bird', 'img_001']):
+        hr = smooth_img(i)
+        iio.imwrite(hr_dir / (stem + '.png'), hr)
+        bic = imresize(imresize(hr, 0.5), 2)
+        assert bic.dtype == np.uint8 and bic.shape == hr.shape
+        iio.imwrite(dirs['Bicubic'] / (stem + '_x2_SR.png'), bic)
+        noise = np.random.default_rng(100 + i).normal(0, 3, hr.shape)
+        iio.imwrite(dirs['Noisy'] / (stem + '_RCAN_x2.png'),
+                    np.clip(np.round(hr + noise), 0, 255).astype(np.uint8))
+        iio.imwrite(dirs['Oracle'] / (stem + '_GT.png'), hr)
+    iio.imwrite(dirs['Bicubic'] / 'baby_x2_LR.png', smooth_img(9)[:24, :24])  # ignored
+    return tmp_path / 'Set3', dirs
+
+
+def method_args(dirs):
+    args = []
+    for name, d in dirs.items():
+        args += ['--sr', '%s=%s' % (name, d)]
+    return args
+
+
+def test_match_stem_method_conventions():
+    hr = {'baby', 'img_001'}
+    assert evaluate.match_stem('baby_RCAN_x2', hr, 2) == 'baby'
+    assert evaluate.match_stem('img_001_RDN_x2', hr, 2) == 'img_001'
+    assert evaluate.match_stem('baby_RealESRGAN', hr, 2) == 'baby'
+    assert evaluate.match_stem('img_001_GT', hr, 2) == 'img_001'
+    assert evaluate.match_stem('baby_x3', hr, 2) is None  # x<n> is a scale, not a method
+    assert evaluate.match_stem('baby_RCAN_x3', hr, 2) is None
+    assert evaluate.match_stem('baby_a_b', hr, 2) is None  # one token only
+    assert evaluate.match_stem('img', hr, 2) is None
+
+
+def test_methods_ranks_tables_json(methods, tmp_path, capsys):
+    hr_set, dirs = methods
+    out_json, out_md, out_tex = tmp_path / 'r.json', tmp_path / 'r.md', tmp_path / 'r.tex'
+    code, out, err = run_main(method_args(dirs) + ['--hr', hr_set, '--scale', 2, '--json', out_json,
+                                                   '--markdown', out_md, '--latex', out_tex], capsys)
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    assert data['scale'] == 2 and data['shave'] == 2
+    res = data['methods']
+    assert list(res) == ['Bicubic', 'Noisy', 'Oracle']
+    for key in ('psnr', 'ssim'):
+        assert [res[n]['rank'][key] for n in res] == [3, 2, 1]
+    assert res['Oracle']['mean'] == {'psnr': None, 'ssim': 1.0}
+    assert set(res['Noisy']['images']) == {'baby', 'bird', 'img_001'}
+    assert out_md.read_text() == out
+    b, n = res['Bicubic']['mean'], res['Noisy']['mean']
+    assert '| Oracle | **inf** | **1.0000** |' in out
+    assert '| Noisy | %.2f | %.4f |' % (n['psnr'], n['ssim']) in out
+    assert '| mean | %.2f / %.4f | %.2f / %.4f | inf / 1.0000 |' % (b['psnr'], b['ssim'], n['psnr'], n['ssim']) in out
+    tex = out_tex.read_text()
+    for s in ('\\toprule', '\\midrule', '\\bottomrule',
+              'Bicubic & %.2f & %.4f \\\\' % (b['psnr'], b['ssim']),
+              'Noisy & \\underline{%.2f} & \\underline{%.4f} \\\\' % (n['psnr'], n['ssim']),
+              'Oracle & \\textbf{$\\infty$} & \\textbf{1.0000} \\\\'):
+        assert s in tex
+    assert tex.count('\\textbf') == 2 and tex.count('\\underline') == 2
+
+
+def test_methods_match_test_only_metrics(methods):
+    """Means equal evaluator.score() on the tensors --test_only builds (rgb_range 255)."""
+    import evaluator
+    from data import common
+    hr_set, dirs = methods
+    res = evaluate.evaluate_methods(list(dirs.items()), hr_set, 2)['methods']
+    for name, d in dirs.items():
+        scores = []
+        for hr_path in sorted((hr_set / 'HR').glob('*.png')):
+            sr_path = [p for p in d.iterdir() if p.name.startswith(hr_path.stem + '_')
+                       and not p.stem.endswith('_LR')][0]
+            sr, hr = (common.np2tensor(common.read_image(str(p), 3), 255)[None]
+                      for p in (sr_path, hr_path))
+            scores.append(evaluator.score(sr, hr, 2, 255))
+        for k, key in enumerate(('psnr', 'ssim')):
+            want = float(np.mean([s[k] for s in scores]))
+            got = res[name]['mean'][key]
+            assert got == want if np.isinf(want) else got == pytest.approx(want, abs=1e-9)
+
+
+def test_ties_share_the_mark(methods, tmp_path, capsys):
+    hr_set, dirs = methods
+    dirs['Copy'] = dirs['Noisy']
+    out_tex = tmp_path / 't.tex'
+    code, out, err = run_main(method_args(dirs) + ['--hr', hr_set, '--scale', 2, '--latex', out_tex], capsys)
+    assert code == 0, err
+    tex = out_tex.read_text()
+    assert tex.count('\\underline') == 4 and tex.count('\\textbf') == 2
+
+
+@pytest.mark.parametrize('drop', ['hr', 'sr'])
+def test_methods_unmatched_file_is_one_line_error(methods, capsys, drop):
+    hr_set, dirs = methods
+    if drop == 'hr':
+        (dirs['Noisy'] / 'bird_RCAN_x2.png').unlink()
+    else:
+        iio.imwrite(dirs['Noisy'] / 'zebra_RCAN_x2.png', smooth_img(5))
+    code, out, err = run_main(method_args(dirs) + ['--hr', hr_set, '--scale', 2], capsys)
+    assert code == 1 and out == ''
+    assert err.startswith('evaluate.py: error: method Noisy:')
+    assert ('bird.png' if drop == 'hr' else 'zebra_RCAN_x2.png') in err
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err
+
+
+def test_single_folder_tables_and_duplicate_names(methods, tmp_path, capsys):
+    hr_set, dirs = methods
+    out_tex, out_json = tmp_path / 's.tex', tmp_path / 's.json'
+    code, out, err = run_main(['--sr', dirs['Noisy'], '--hr', hr_set, '--scale', 2,
+                               '--latex', out_tex, '--json', out_json], capsys)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith('mean')  # today's table
+    assert set(json.loads(out_json.read_text())) == {'images', 'mean'}  # today's layout
+    assert 'Noisy & \\textbf{' in out_tex.read_text()
+    with pytest.raises(SystemExit):
+        evaluate.main(['--sr', 'a=%s' % dirs['Noisy'], '--sr', 'a=%s' % dirs['Oracle'],
+                       '--hr', str(hr_set), '--scale', '2'])
+    assert 'method names must differ' in capsys.readouterr().err

@@ -102,9 +102,12 @@ class Loss(nn.Module):
         for hook in self.hooks('start_log'):
             hook()
 
-    def end_log(self, n_batches):
+    def end_log(self, n_batches, world=None, device=None):
+        """The epoch's mean per term (over torchrun ranks too, given their World)."""
         if n_batches > 0:
             self.log[-1].div_(n_batches)
+        if world is not None:
+            self.reduce(world, device)
         for hook in self.hooks('end_log'):
             hook()
         for hook in self.hooks('summary'):
@@ -115,6 +118,10 @@ class Loss(nn.Module):
         """Under torchrun the epoch's logged values become their mean over ranks."""
         if world.distributed:
             self.log[-1] = torch.tensor(world.all_sum(self.log[-1].tolist(), device)) / world.world_size
+
+    def epoch_values(self):
+        """{'loss/<term>': mean of the current epoch} (TensorBoard)."""
+        return {f"loss/{item['type']}": v.item() for item, v in zip(self.loss, self.log[-1])}
 
     def last_values(self):
         return self.log[-1].clone()
