@@ -275,10 +275,13 @@ class checkpoint:
         self.dir = str(root / name)
         if args.load and not os.path.isdir(self.dir):
             raise SRLabError(f'--load: no run named {args.load!r} in {root}')
+        if self.main and not (args.load or args.reset or args.test_only) and state.holds_run(self.dir):
+            raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
+                             f'--load {name} --resume -1, delete it with --reset, or pick another --save')
         if self.main and (not args.test_only or args.save_results or args.reset):
-            self.lock = RunLock(self.dir, name)
+            self.lock = RunLock(self.dir, name)  # a refused run above took no lock: it wrote nothing
         try:
-            self._check_load() if args.load else self._check_save(name) if self.main else None
+            self._check_load() if args.load else self._check_save() if self.main else None
             if self.main:
                 self._open()
         except BaseException:
@@ -303,14 +306,11 @@ class checkpoint:
         if self.main:
             remove_stale_temps(self.dir)
 
-    def _check_save(self, name):
+    def _check_save(self):
         if self.args.reset and os.path.exists(self.dir):
             for entry in os.scandir(self.dir):  # everything but the lock this process holds
                 if entry.name != LOCK:
                     shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.remove(entry.path)
-        elif state.holds_run(self.dir) and not self.args.test_only:
-            raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
-                             f'--load {name} --resume -1, delete it with --reset, or pick another --save')
 
     def get_path(self, *subdir):
         return os.path.join(self.dir, *subdir)
