@@ -223,7 +223,14 @@ def reference(cache, names):
     assert rc == 0, err[-3000:]
     st = torch.load(EXP / name / 'state.pt', weights_only=False)
     assert st['epoch'] == EPOCHS
-    return {'weights': load_weights(name), 'loss_log': st['loss_log'], 'psnr_log': st['psnr_log']}
+    return {'weights': load_weights(name), 'loss_log': st['loss_log'], 'psnr_log': st['psnr_log'], 'name': name}
+
+
+def copy_of(reference, names, tag):
+    """A run to damage or resume: a copy of the finished reference run (EPOCHS epochs)."""
+    name = names(tag)
+    shutil.copytree(EXP / reference['name'], EXP / name)
+    return name
 
 
 def assert_like_reference(name, reference, atol=1e-6):
@@ -538,28 +545,24 @@ def test_a_second_process_on_a_run_is_refused_and_touches_nothing(cache, names):
     assert rc == 0, err[-3000:]
 
 
-def test_resume_refuses_another_run_and_logs_allowed_changes(cache, names):
-    name = names('identity')
-    rc, out, err = run(flags(cache, '--save', name, '--epochs', '1'))
-    assert rc == 0, err[-3000:]
+def test_resume_refuses_another_run_and_logs_allowed_changes(cache, names, reference):
+    name = copy_of(reference, names, 'identity')
     state = (EXP / name / 'state.pt').read_bytes()
     rc, out, err = run(resume_argv(cache, name, '--scale', '2+3', '--n_feats', '16'))
     lines = error_lines(err)
     assert rc == 1 and len(lines) == 1, err
     assert '--n_feats 8 -> 16' in lines[0] and '--scale 2+3+4 -> 2+3' in lines[0] and '--pre_train' in lines[0]
     assert (EXP / name / 'state.pt').read_bytes() == state
-    rc, out, err = run(resume_argv(cache, name, '--epochs', '2', '--print_every', '2'))
+    rc, out, err = run(resume_argv(cache, name, '--epochs', str(EPOCHS + 1), '--print_every', '2'))
     assert rc == 0, err[-3000:]
-    assert 'Changed since the saved session: --epochs 1 -> 2; --print_every 1 -> 2' in out
-    assert committed_epoch(name) == 2
+    assert f'Changed since the saved session: --epochs {EPOCHS} -> {EPOCHS + 1}; --print_every 1 -> 2' in out
+    assert committed_epoch(name) == EPOCHS + 1
 
 
-def test_damaged_state_resumes_from_the_previous_one(cache, names):
-    name = names('damaged')
-    rc, out, err = run(flags(cache, '--save', name, '--epochs', '2'))
-    assert rc == 0, err[-3000:]
+def test_damaged_state_resumes_from_the_previous_one(cache, names, reference):
+    name = copy_of(reference, names, 'damaged')
     d = EXP / name
-    for epochs, damage in (('3', 'truncate'), ('4', 'flip')):
+    for epochs, damage in ((EPOCHS + 1, 'truncate'), (EPOCHS + 2, 'flip')):
         prev = torch.load(d / 'state.pt.prev', weights_only=False)['epoch']
         data = bytearray((d / 'state.pt').read_bytes())
         if damage == 'truncate':
@@ -567,15 +570,15 @@ def test_damaged_state_resumes_from_the_previous_one(cache, names):
         else:
             data[len(data) // 2] ^= 0xFF
         (d / 'state.pt').write_bytes(bytes(data))
-        rc, out, err = run(resume_argv(cache, name, '--epochs', epochs))
+        rc, out, err = run(resume_argv(cache, name, '--epochs', str(epochs)))
         assert rc == 0, err[-3000:]
         warn = [ln for ln in out.splitlines() if ln.startswith('warning: --resume -1: state.pt ')]
         assert len(warn) == 1 and f'previous state state.pt.prev at epoch {prev + 1}' in warn[0], out
         assert f'Resumed from {d / "state.pt.prev"}: continuing at epoch {prev + 1}' in out
-        assert committed_epoch(name) == int(epochs)
+        assert committed_epoch(name) == epochs
     for f in ('state.pt', 'state.pt.prev'):
         (d / f).write_bytes((d / f).read_bytes()[:1000])
-    rc, out, err = run(resume_argv(cache, name, '--epochs', '5'))
+    rc, out, err = run(resume_argv(cache, name, '--epochs', str(EPOCHS + 3)))
     lines = error_lines(err)
     assert rc == 1 and len(lines) == 1 and 'no complete state is left' in lines[0], err
 
