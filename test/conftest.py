@@ -38,6 +38,30 @@ def run_cli(argv, timeout=120, cwd=SRC, env=None, launcher=()):
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+class StubCkp:
+    """The checkpoint interface Model uses, keeping the log lines in memory."""
+
+    def __init__(self, d='/nonexistent'):
+        self.logs = []
+        self.d = str(d)
+
+    def write_log(self, log, refresh=False, quiet=False):
+        self.logs.append(log)
+
+    def get_path(self, *sub):
+        return str(Path(self.d, *sub))
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """Tiny tensors: intra-op threads only cost time (a lot on a busy machine)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def error_lines(err):
     return [ln for ln in err.splitlines() if ln.strip()]
 

@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 import model  # noqa: E402
+from conftest import StubCkp  # noqa: E402
 import option  # noqa: E402
 import utility  # noqa: E402
 
@@ -21,24 +22,10 @@ TINY = ('--model', 'EDSR', '--scale', '2', '--n_resblocks', '1', '--n_feats', '8
 CHOP = ('--chop_overlap', '6', '--chop_batch', '2')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-class Ckp:
-    def __init__(self, d='/nonexistent'):
-        self.logs = []
-        self.d = str(d)
-
-    def write_log(self, log, refresh=False, quiet=False):
-        self.logs.append(log)
-
-    def get_path(self, *sub):
-        return str(Path(self.d, *sub))
+Ckp = StubCkp
 
 
 def make_args(*argv):

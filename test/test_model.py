@@ -17,23 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 import model  # noqa: E402
 import option  # noqa: E402
 import utility  # noqa: E402
-from conftest import SRC  # noqa: E402
+from conftest import StubCkp, SRC  # noqa: E402
 from data.imresize import imresize  # noqa: E402
 from model.common import count_parameters  # noqa: E402
 
 MEAN = (0.4488, 0.4371, 0.4040)
 
 
-class FakeCkp:
-    def __init__(self, d='/nonexistent'):
-        self.logs = []
-        self.d = str(d)
-
-    def write_log(self, log, refresh=False, quiet=False):
-        self.logs.append(log)
-
-    def get_path(self, *sub):
-        return str(Path(self.d, *sub))
+FakeCkp = StubCkp
 
 
 def make_args(*argv):

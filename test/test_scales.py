@@ -30,12 +30,7 @@ os.makedirs(os.path.join(DATA, 'benchmark', 'Set5'))
 atexit.register(shutil.rmtree, DATA, True)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def build(argv, scales, seed=0):

@@ -22,13 +22,7 @@ from model.common import count_parameters  # noqa: E402
 from registry import MODELS  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # tiny tensors: intra-op threads only cost time (a lot on a busy machine)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 SMALL = {
