@@ -84,7 +84,7 @@ class Evaluator:
     def _sums(self, model, loader, idx_scale, want_bicubic, check_signal):
         """[psnr, ssim, bicubic psnr, bicubic ssim, images, seconds, scored] summed over this rank's images."""
         args, scale = self.args, self.scales[idx_scale]
-        shave_extra = getattr(loader.dataset, 'shave_extra', 0)  # a dataset attribute (DIV2K: 6)
+        shave_extra = loader.dataset.shave_extra
         sums = [0.0] * 7
         bar = tqdm(loader, desc=f'{loader.dataset.name} x{scale}', unit='img', leave=False,
                    disable=None if self.world.main else True)

@@ -67,6 +67,7 @@ class MemBudget:
 
 class SRData(Dataset):
     layout = ''
+    shave_extra = 0  # pixels shaved beyond the scale when scoring (DIV2K: 6, as EDSR)
 
     def __init__(self, args, name='', train=True, benchmark=False, budget=None):
         """`budget`: the MemBudget shared with the other datasets of the run
