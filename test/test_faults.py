@@ -597,7 +597,9 @@ def test_killed_loader_worker_stops_with_one_line_and_a_state_that_resumes(cache
     rc, out, err = launch.finish()
     lines = error_lines(err)
     assert rc == 1 and len(lines) == 1 and 'Traceback' not in err, err
-    assert 'data loader worker process died' in lines[0] and 'killed by signal' in lines[0], lines[0]
+    # torch reports the death one of two ways, depending on whether its SIGCHLD handler or its queue sees it first
+    assert 'data loader worker process died' in lines[0], lines[0]
+    assert 'killed by signal' in lines[0] or 'exited unexpectedly' in lines[0], lines[0]
     SURVIVED['SIGKILL']['loader workers'] += 1
     st = torch.load(EXP / name / 'state.pt', weights_only=False)
     assert st['epoch'] == 0 and st['start_batch'] >= 3
