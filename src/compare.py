@@ -185,12 +185,12 @@ class FigureWriter:
         self.args, self.ckp = args, ckp
 
     def add(self, set_name, scale, name, lr, sr, hr):
+        from data.common import tensor2np
         from data.imresize import imresize_tensor
-        import utility
         args = self.args
         h, w = sr.shape[-2:]
         bic = imresize_tensor(lr.float(), scale, quantize_range=args.rgb_range, border=args.imresize_border)
-        sr_u, hr_u, bic_u = (hwc(utility.to_uint8(t[0, :, :h, :w], args.rgb_range)) for t in (sr, hr, bic))
+        sr_u, hr_u, bic_u = (hwc(tensor2np(t[0, :, :h, :w], args.rgb_range)) for t in (sr, hr, bic))
         folder = self.ckp.get_path(f'figures-{set_name}')
         os.makedirs(folder, exist_ok=True)
         stem = os.path.join(folder, f'{name}_x{scale}')

@@ -8,21 +8,22 @@ plots), results.json, the printed table and which result images are saved.
 Trainer.test(), --test_only and the --video_hr scoring all use it.
 """
 import json
-import os
 import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-import utility
+import atomic
+import metrics
 from data.imresize import imresize_tensor
 from distributed import World
+from plot import save_plot
 
 
 def score(sr, hr, scale, rgb_range, shave_extra=0):
     """(PSNR, SSIM) of one quantized SR image against its HR image."""
-    return utility.calc_psnr_ssim(sr, hr, rgb_range, shave=scale + shave_extra)
+    return metrics.calc_psnr_ssim(sr, hr, rgb_range, shave=scale + shave_extra)
 
 
 class Evaluator:
@@ -123,14 +124,13 @@ class Evaluator:
 
     def forward(self, model, lr, idx_scale):
         """The quantized SR image and the seconds the model took."""
-        dtype = next(iter(model.parameters()), torch.empty(0)).dtype
-        lr = lr.to(self.device, dtype=dtype, non_blocking=True)
+        lr, = model.prepare(lr)
         t0 = time.perf_counter()
         sr = model(lr, idx_scale)
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        return utility.quantize(sr.float(), self.args.rgb_range), seconds
+        return metrics.quantize_tensor(sr.float(), self.args.rgb_range), seconds
 
     # ---- the numbers ----------------------------------------------------------
     def add(self, name, scale, entry):
@@ -175,37 +175,45 @@ class Evaluator:
     def write_results(self):
         """results.json: {set: {scale: {'psnr', 'ssim', 'seconds_per_image', ...}}} (rank 0)."""
         if self.world.main:
-            utility.atomic_write_text(json.dumps(self.results, indent=2, sort_keys=True) + '\n',
+            atomic.atomic_write_text(json.dumps(self.results, indent=2, sort_keys=True) + '\n',
                                       self.ckp.get_path('results.json'))
 
     def export(self):
         """psnr_log.pt and the per-set PSNR plots (part of a save, see state.py)."""
         self.plot()
-        utility.atomic_save(self.log, self.ckp.get_path('psnr_log.pt'))
+        atomic.atomic_save(self.log, self.ckp.get_path('psnr_log.pt'))
 
     def plot(self):
+        """test_<set>.pdf/.png: PSNR per epoch, one line per scale."""
         if len(self.log) == 0:
             return
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
         axis = np.arange(1, len(self.log) + 1)
-        for idx_data, d in enumerate(self.args.data_test):
-            fig = plt.figure()
-            plt.title(f'SR on {d}')
-            for idx_scale, scale in enumerate(self.scales):
-                plt.plot(axis, self.log[:, idx_data, idx_scale].numpy(), label=f'Scale {scale}')
-            plt.legend()
-            plt.xlabel('Epochs')
-            plt.ylabel('PSNR (dB)')
-            plt.grid(True)
-            plt.savefig(self.ckp.get_path(f'test_{d}.pdf'))
-            plt.savefig(self.ckp.get_path(f'test_{d}.png'))
-            plt.close(fig)
+        for idx_data, d in enumerate(self.names()):
+            lines = {f'Scale {s}': (axis, self.log[:, idx_data, i].numpy()) for i, s in enumerate(self.scales)}
+            save_plot(self.ckp.get_path(f'test_{d}'), [('PSNR (dB)', lines, {})], f'SR on {d}')
 
     # ---- run state (see state.py) ----------------------------------------------
+    def names(self):
+        """The test sets, as the PSNR log's columns."""
+        return [d for d in self.args.data_test if d.lower() != 'video']
+
     def state_dict(self):
-        return {'psnr_log': self.log, 'best': self.best, 'bicubic': self.bicubic, 'results': self.results}
+        return {'psnr_log': self.log, 'psnr_sets': self.names(), 'best': self.best, 'bicubic': self.bicubic,
+                'results': self.results}
 
     def load_state_dict(self, st):
-        self.log, self.best, self.bicubic, self.results = st['psnr_log'], st['best'], st['bicubic'], st['results']
+        self.best, self.bicubic, self.results = st['best'], st['bicubic'], st['results']
+        self.log = self.aligned(st['psnr_log'], st.get('psnr_sets'))
+
+    def aligned(self, log, sets):
+        """A saved PSNR log with one column per test set of this session (--data_test may change
+        on resume): NaN for the epochs before a set was tested. (States saved before the sets were
+        recorded keep their columns when their number matches.)"""
+        names = self.names()
+        if len(log) == 0 or (sets or names) == names and log.shape[1] == len(names):
+            return log
+        out = torch.full((len(log), len(names), len(self.scales)), float('nan'))
+        for i, name in enumerate(names):
+            if sets and name in sets:
+                out[:, i] = log[:, sets.index(name)]
+        return out

@@ -7,15 +7,7 @@ import torch
 
 import option
 import utility
-
-
-def one_line(e):
-    """The user-facing line of an error (also when re-raised from a loader worker)."""
-    msg = str(e).strip().splitlines()
-    if len(msg) > 1 and 'Traceback' in str(e):  # DataLoader worker: last line is 'Type: message'
-        last = msg[-1]
-        return last.split(': ', 1)[1] if ': ' in last else last
-    return msg[0] if msg else type(e).__name__
+from errors import SRLabError, one_line
 
 
 def run(args):
@@ -47,7 +39,7 @@ def run(args):
         print(f'\nStopped by signal {e.signum}; complete state saved in {ckp.dir}.\n'
               f'Resume with: python main.py {resume_command(args)}', file=sys.stderr)
         return 128 + e.signum
-    except (utility.SRLabError, DataError) as e:
+    except (SRLabError, DataError) as e:
         ckp.write_log(f'main.py: error: {one_line(e)}', quiet=True)
         raise
     finally:
@@ -76,7 +68,7 @@ def main(argv=None):
         from data.common import DataError
         from dataloader import WorkerDied, worker_death
         e = worker_death(e) or e  # a loader worker killed outside the training steps (e.g. in a test)
-        known = (utility.SRLabError, DataError, WorkerDied)
+        known = (SRLabError, DataError, WorkerDied)
         if isinstance(e, known) or any(k.__name__ + ':' in str(e) for k in known):
             print(f'main.py: error: {one_line(e)}', file=sys.stderr)
             return 1

@@ -20,6 +20,13 @@ def quantize(img):
     return np.clip(r, 0, 255)
 
 
+def quantize_tensor(t, rgb_range):
+    """A tensor on 0..rgb_range rounded to the 256 levels of an 8-bit image
+    (what an SR output is scored and saved as)."""
+    pixel_range = 255 / rgb_range
+    return t.mul(pixel_range).clamp(0, 255).round().div(pixel_range)
+
+
 def rgb_to_y(img):
     """HxWx3 (0..255) -> float64 HxW luma (BT.601, 16..235); HxW or HxWx1 as is."""
     img = np.asarray(img, dtype=np.float64)

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import template
+from model import flags
+from paths import DATASET, MODELS
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -60,21 +61,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message}\n')
 
 
-def str2bool(v):
-    if isinstance(v, bool):
-        return v
-    if v.lower() in ('true', '1', 'yes', 'y'):
-        return True
-    if v.lower() in ('false', '0', 'no', 'n'):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got '{v}'")
-
-
-def build_parser():
+def build_parser(network=True):
+    """The parser of every flag; `network`: with the network files' flags."""
     p = Parser(prog='main.py', description='srlab: EDSR-lineage super-resolution')
     a = p.add_argument
     # hardware
-    a('--template', default='.', help='preset: ' + ', '.join(template.TEMPLATES))
+    a('--template', default='.', help='preset: ' + ', '.join(template.names()))
     a('--n_threads', type=int, default=6, help='data loader worker processes (0: main process)')
     a('--cpu', action='store_true', help='run on the CPU even when CUDA is present')
     a('--n_GPUs', type=int, default=1, help='GPUs used by one process (DataParallel)')
@@ -82,10 +74,10 @@ def build_parser():
       help='torchrun: minutes a rank waits for the others (e.g. while rank 0 tests with --save_results)')
     a('--seed', type=int, default=1, help='random seed')
     # data
-    a('--dir_data', default=str(REPO / 'dataset'), help='root of DIV2K/ and benchmark/')
-    a('--dir_demo', default=str(REPO / 'dataset' / 'demo'), help='folder of LR images for --data_test Demo, or a video')
+    a('--dir_data', default=str(DATASET), help='root of DIV2K/ and benchmark/')
+    a('--dir_demo', default=str(DATASET / 'demo'), help='folder of LR images for --data_test Demo, or a video')
     a('--dir_train', default='', help='folder of HR images for --data_train Folder')
-    a('--dir_cache', default=str(REPO / 'dataset' / 'cache'), help='where srlab writes caches (never inside --dir_data)')
+    a('--dir_cache', default=str(DATASET / 'cache'), help='where srlab writes caches (never inside --dir_data)')
     a('--data_train', default='DIV2K', help="training sets joined with '+'")
     a('--data_test', default='DIV2K', help="test sets joined with '+' (benchmark folder names, DIV2K, Demo, video)")
     a('--data_range', default='1-800/801-810', help='train/test image ranges for DIV2K-style sets')
@@ -107,15 +99,10 @@ def build_parser():
     a('--no_augment', action='store_true', help='no random flips/transposes in training')
     # model
     a('--model', default='EDSR', help='network name: a file src/model/<name>.py')
-    a('--act', default='relu', help='activation: relu, lrelu or prelu')
     a('--pre_train', default='', help="weights to start from (.pt), or 'download' (see --dir_models)")
-    a('--pre_train_strict', type=str2bool, default=True, help='fail on any mismatch except per-scale modules')
-    a('--dir_models', default=str(REPO / 'models'), help='where released weights are looked up')
+    a('--pre_train_strict', type=flags.str2bool, default=True, help='fail on any mismatch except per-scale modules')
+    a('--dir_models', default=str(MODELS), help='where released weights are looked up')
     a('--extend', default='.', help='weights to extend the model with (loaded non-strictly)')
-    a('--n_resblocks', type=int, default=16, help='residual blocks')
-    a('--n_feats', type=int, default=64, help='feature maps')
-    a('--res_scale', type=float, default=1, help='residual scaling')
-    a('--shift_mean', type=str2bool, default=True, help='subtract the DIV2K mean at input, add at output')
     a('--precision', default='single', choices=('single', 'half', 'bf16'), help='test-time precision')
     # speed
     a('--amp', default='off', choices=('off', 'bf16', 'fp16'), help='mixed precision for training and test (fp16 with a gradient scaler)')
@@ -123,23 +110,6 @@ def build_parser():
     a('--compile', action='store_true', help='torch.compile the network (falls back to eager where unsupported)')
     a('--ema', type=float, default=0, help='decay of an exponential moving average of the weights, used for testing (0: off)')
     a('--cache_mem', type=float, default=8, help='GiB of decoded images held in memory with --ext sep (beyond that: memory-mapped)')
-    # extra architecture flags (model zoo)
-    a('--n_resgroups', type=int, default=10, help='RCAN residual groups')
-    a('--reduction', type=int, default=16, help='RCAN channel-attention reduction')
-    a('--G0', type=int, default=64, help='RDN feature maps')
-    a('--RDNkSize', type=int, default=3, help='RDN kernel size')
-    a('--RDNconfig', default='B', help='RDN configuration A or B')
-    # model zoo (EDSR-style names)
-    a('--window_size', type=int, default=8, help='SwinIR attention window (input padded to a multiple)')
-    a('--embed_dim', type=int, default=180, help='SwinIR feature maps')
-    a('--depths', default='6+6+6+6+6+6', help="SwinIR Swin blocks per residual group, joined with '+'")
-    a('--num_heads', default='6+6+6+6+6+6', help="SwinIR attention heads per residual group, joined with '+'")
-    a('--mlp_ratio', type=float, default=2, help='SwinIR MLP hidden size / --embed_dim')
-    a('--swin_upsampler', default='pixelshuffle', help='SwinIR tail: pixelshuffle (classical) or pixelshuffledirect (lightweight)')
-    a('--drop_path', type=float, default=0.1, help='SwinIR stochastic depth rate (training only)')
-    a('--dbpn_stages', type=int, default=7, help='DDBPN up-projection units T (T-1 down-projections)')
-    a('--dbpn_n0', type=int, default=256, help='DDBPN initial feature maps')
-    a('--dbpn_nr', type=int, default=64, help='DDBPN projection feature maps')
     # training
     a('--reset', action='store_true', help='delete the experiment directory first')
     a('--test_every', type=int, default=1000, help='iterations per epoch')
@@ -193,7 +163,25 @@ def build_parser():
     a('--tensorboard', action='store_true', help='also log to experiment/<save>/tb (needs the tensorboard package)')
     a('--summary', action='store_true', help='print the model cost (parameters, Multi-Adds, time) and exit')
     a('--summary_size', default='1280x720', help='output size WxH for --summary (Multi-Adds, timing)')
+    if network:
+        network_flags(p)
     return p
+
+
+def network_flags(p):
+    """The architecture flags that the network files declare (model/flags.py),
+    but for the run flags a network reads (e.g. --imresize_border). Their
+    default is None: a flag not given takes --model's own default."""
+    g = p.add_argument_group('network flags (declared by the network files; defaults per --model)')
+    run = {a.dest for a in p._actions}
+    for name, (parse, text) in flags.command_line().items():
+        if name not in run:
+            g.add_argument(f'--{name}', type=parse, default=None, help=text)
+
+
+def run_flags():
+    """The names of the flags that are no network's own."""
+    return {a.dest for a in build_parser(network=False)._actions}
 
 
 def _positive_ints(flag, text, sep='+'):
@@ -221,14 +209,10 @@ def parse_range(text):
     return out
 
 
-def model_names():
-    from registry import MODELS
-    return MODELS.names()
-
-
 def validate(args):
     """Parse the list flags and check every value (before the args are frozen)."""
     _lists(args)
+    _network(args)
     _numbers(args)
     _choices(args)
     _datasets(args)
@@ -256,7 +240,7 @@ def _lists(args):
 def _numbers(args):
     for flag, val in (('--lr', args.lr), ('--gamma', args.gamma), ('--rgb_range', args.rgb_range),
                       ('--batch_size', args.batch_size), ('--patch_size', args.patch_size),
-                      ('--test_every', args.test_every), ('--n_feats', args.n_feats),
+                      ('--test_every', args.test_every),
                       ('--epsilon', args.epsilon), ('--print_every', args.print_every),
                       ('--chop_size', args.chop_size), ('--chop_batch', args.chop_batch),
                       ('--max_skips', args.max_skips), ('--dist_timeout', args.dist_timeout)):
@@ -264,7 +248,7 @@ def _numbers(args):
             raise OptionError(f'{flag}: must be positive, got {val}')
     for flag, val in (('--n_threads', args.n_threads), ('--n_GPUs', args.n_GPUs), ('--epochs', args.epochs),
                       ('--weight_decay', args.weight_decay), ('--gclip', args.gclip),
-                      ('--momentum', args.momentum), ('--n_resblocks', args.n_resblocks),
+                      ('--momentum', args.momentum),
                       ('--chop_overlap', args.chop_overlap), ('--skip_threshold', args.skip_threshold)):
         if val < 0:
             raise OptionError(f'{flag}: must not be negative, got {val}')
@@ -282,21 +266,40 @@ def _numbers(args):
         raise OptionError(f'--noise_level: must be a non-negative number, got {args.noise_level}')
 
 
-def _choices(args):
+def _network(args):
+    """--model and its declared flags: a flag not given takes the network's default."""
     from registry import MODELS
+    if args.model not in MODELS:
+        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(MODELS.names())})")
+    args.model = MODELS.canonical(args.model)
+    try:
+        values = flags.resolve(args.model, vars(args))
+    except ValueError as e:
+        raise OptionError(str(e))
+    run = run_flags()
+    unused = [k for k in flags.command_line() if k not in values and k not in run and vars(args).get(k) is not None]
+    if unused:
+        print(f"main.py: warning: {', '.join('--' + k for k in unused)} not used by --model {args.model} "
+              '(ignored)', file=sys.stderr)
+    for k, v in {**dict.fromkeys(unused), **values}.items():
+        setattr(args, k, v)
+    if values.get('n_feats', 1) < 1:
+        raise OptionError(f'--n_feats: must be positive, got {values["n_feats"]}')
+    if values.get('n_resblocks', 0) < 0:
+        raise OptionError(f'--n_resblocks: must not be negative, got {values["n_resblocks"]}')
+    if values.get('act') is not None and values['act'].lower() not in ('relu', 'lrelu', 'prelu'):
+        raise OptionError(f"--act: unknown activation '{values['act']}' (relu, lrelu, prelu)")
+
+
+def _choices(args):
     if args.n_colors not in (1, 3):
         raise OptionError(f'--n_colors: must be 1 or 3, got {args.n_colors}')
-    if args.act.lower() not in ('relu', 'lrelu', 'prelu'):
-        raise OptionError(f"--act: unknown activation '{args.act}' (relu, lrelu, prelu)")
     opt = args.optimizer.upper()
     if opt not in ('SGD', 'ADAM', 'RMSPROP'):
         raise OptionError(f"--optimizer: unknown optimizer '{args.optimizer}' (SGD, ADAM, RMSprop)")
     args.optimizer = {'SGD': 'SGD', 'ADAM': 'ADAM', 'RMSPROP': 'RMSprop'}[opt]
     if args.patch_size < max(args.scale) and not args.test_only:
         raise OptionError(f'--patch_size: {args.patch_size} is smaller than scale {max(args.scale)}')
-    if args.model not in MODELS:
-        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(MODELS.names())})")
-    args.model = MODELS.canonical(args.model)
     ext = args.ext.split('-')
     if ext[0] not in ('img', 'sep') or ext[1:] not in ([], ['reset']):
         raise OptionError(f"--ext: '{args.ext}' must be img, sep or sep-reset")

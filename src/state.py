@@ -29,8 +29,9 @@ of its content. A state.pt that is missing (killed between the two
 renames), unreadable or fails its checksum is replaced on resume by
 state.pt.prev, with a warning; when both are damaged the resume stops.
 
-state.pt also records the flags ('flags'); a resume whose network- or
-data-defining flags (IDENTITY) differ is refused, other changes are logged.
+state.pt also records the flags ('flags'); a resume whose data-defining
+flags (IDENTITY) or network flags (those its weights record) differ is
+refused, other changes are logged.
 """
 import hashlib
 import os
@@ -39,19 +40,32 @@ import random
 import numpy as np
 import torch
 
-import utility
+import atomic
+from errors import SRLabError, error_text
+from model.flags import flag_text, same
 
 FILE = 'state.pt'
 PREV = FILE + '.prev'
 
-# flags that define the network, the data, the loss and the optimizer: a resume must keep them
-IDENTITY = ('model', 'scale', 'n_colors', 'rgb_range', 'act', 'n_resblocks', 'n_feats', 'res_scale', 'shift_mean',
-            'n_resgroups', 'reduction', 'G0', 'RDNkSize', 'RDNconfig', 'window_size', 'embed_dim', 'depths',
-            'num_heads', 'mlp_ratio', 'swin_upsampler', 'dbpn_stages', 'dbpn_n0', 'dbpn_nr',
-            'data_train', 'data_range', 'patch_size', 'batch_size', 'no_augment', 'degradation',
+# flags that define the data, the loss and the optimizer: a resume must keep them, and the
+# network's own (what its weights record, model.flags.recorded)
+IDENTITY = ('data_train', 'data_range', 'patch_size', 'batch_size', 'no_augment', 'degradation',
             'imresize_border', 'blur_sigma', 'noise_level', 'loss', 'gan_arch', 'optimizer', 'seed')
 # flags that never count as a change (how this session was started)
 SESSION = ('argv', 'load', 'save', 'resume', 'reset', 'template', 'test_only', 'pre_train', 'extend')
+
+
+def non_finite(weights):
+    """Keys of a state_dict whose floating-point tensors hold NaN or inf."""
+    return [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def check_finite(weights, apath, context=''):
+    """Stop before weights holding NaN or inf are saved over the last good state in `apath`."""
+    bad = non_finite(weights)
+    if bad:
+        raise SRLabError(f'weights became non-finite ({bad[0]}){context}; not saving them over the last good '
+                         f'state in {apath}')
 
 
 def holds_run(d):
@@ -78,31 +92,38 @@ class Keyed:
 
 
 class RNG:
-    """The random number generators of this process."""
+    """The random number generators of this process, stored as tensors and
+    plain types (state.pt loads with weights_only=True)."""
 
     def state_dict(self):
-        return {'rng': {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {'rng': {'torch': torch.get_rng_state(),
+                        'numpy': {'name': name, 'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
+                                  'has_gauss': int(has_gauss), 'gauss': float(gauss)},
+                        'python': random.getstate(),
                         'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
     def load_state_dict(self, st):
         rng = st['rng']
         torch.set_rng_state(rng['torch'])
-        np.random.set_state(rng['numpy'])
+        n = rng['numpy']
+        if isinstance(n, dict):
+            n = (n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss'])
+        np.random.set_state(n)  # (a tuple holding an array in states saved before)
         random.setstate(rng['python'])
         if rng['cuda'] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng['cuda'])
 
 
-def _fmt(v):
-    return '+'.join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-
-
 class Flags:
-    """The run's flags ('flags'). On resume, a difference in IDENTITY stops
-    with one line listing each (saved -> given); other changes are logged."""
+    """The run's flags ('flags'). On resume, a difference in IDENTITY or in
+    `network` (the flags the network's weights record) stops with one line
+    listing each (saved -> given); other changes are logged. Flags this run
+    does not set (None: another network's) are not compared."""
 
-    def __init__(self, args, log):
+    def __init__(self, args, log, network=()):
         self.args, self.log = args, log
+        self.identity = set(IDENTITY) | set(network)
 
     def state_dict(self):
         return {'flags': self.args.flags()}
@@ -112,13 +133,13 @@ class Flags:
         if saved is None:
             return
         changed = [k for k in sorted(saved, key=str.lower)  # flags newer than the saved run are not compared
-                   if k not in SESSION and saved[k] != given.get(k)]
-        diff = {k: f'--{k} {_fmt(saved[k])} -> {_fmt(given.get(k))}' for k in changed}
-        wrong = [d for k, d in diff.items() if k in IDENTITY]
+                   if k not in SESSION and given.get(k) is not None and not same(saved[k], given[k])]
+        diff = {k: f'--{k} {flag_text(saved[k])} -> {flag_text(given[k])}' for k in changed}
+        wrong = [d for k, d in diff.items() if k in self.identity]
         if wrong:
-            raise utility.SRLabError(f'--resume -1: experiment/{self.args.load} is another run ({"; ".join(wrong)}); '
-                                     'resume with its flags, or start a new run from its weights with --pre_train '
-                                     f'experiment/{self.args.load}/model/model_latest.pt')
+            raise SRLabError(f'--resume -1: experiment/{self.args.load} is another run ({"; ".join(wrong)}); '
+                             'resume with its flags, or start a new run from its weights with --pre_train '
+                             f'experiment/{self.args.load}/model/model_latest.pt')
         if diff:
             self.log(f'Changed since the saved session: {"; ".join(diff.values())}')
 
@@ -146,6 +167,12 @@ def checksum(obj, h=None):
     return h.hexdigest()
 
 
+# what states saved before RNG states were plain types hold besides them: the
+# numpy array of np.random.get_state() (rebuilding an array runs no code of the file's)
+LEGACY = [np.ndarray, np.dtype, type(np.dtype(np.uint32)),
+          getattr(np, '_core', getattr(np, 'core', None)).multiarray._reconstruct]
+
+
 class Damaged(Exception):
     """A state file that is missing, unreadable or fails its checksum."""
 
@@ -156,9 +183,10 @@ def read(path):
     if not os.path.exists(path):
         raise Damaged(f'{name} is missing')
     try:
-        st = torch.load(path, map_location='cpu', weights_only=False)
+        with torch.serialization.safe_globals(LEGACY):
+            st = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise Damaged(f'{name} is not readable ({utility.error_text(e)})')
+        raise Damaged(f'{name} is not readable ({error_text(e)})')
     if not isinstance(st, dict):
         raise Damaged(f'{name} holds no run state')
     want = st.pop('checksum', None)
@@ -192,10 +220,10 @@ class RunState:
         """Commit: `export()` writes the exported files, then state.pt. Weights
         holding NaN or inf are never saved over the last good state."""
         st = self.state_dict()
-        utility.check_finite(st['model'], os.path.dirname(self.path))
+        check_finite(st['model'], os.path.dirname(self.path))
         export()
         st['checksum'] = checksum(st)
-        utility.atomic_save(st, self.path, before_replace=self._keep_previous)
+        atomic.atomic_save(st, self.path, before_replace=self._keep_previous)
 
     def _keep_previous(self):
         if os.path.exists(self.path):
@@ -218,7 +246,7 @@ class RunState:
         try:
             st = read(self.prev)
         except Damaged as e:
-            raise utility.SRLabError(f'--resume -1: {damage} and {e} in {os.path.dirname(self.path)}; '
+            raise SRLabError(f'--resume -1: {damage} and {e} in {os.path.dirname(self.path)}; '
                                      'no complete state is left to resume from') from None
         where = f'epoch {st["epoch"] + 1}' + (f', batch {st["start_batch"]}' if st['start_batch'] else '')
         if os.path.exists(self.path):

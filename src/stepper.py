@@ -7,12 +7,13 @@ the fp16 gradient scaler and its overflow back-off, gradient clipping
 weights (--ema). The generator and the GAN discriminators each have one.
 """
 import contextlib
+import copy
 import math
 
 import torch
 import torch.nn.utils as nn_utils
 
-import utility
+from errors import SRLabError
 from distributed import World
 
 AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -57,7 +58,7 @@ class EMA:
                 self.shadow[k].copy_(v)
 
 
-class TooManySkips(utility.SRLabError):
+class TooManySkips(SRLabError):
     """--max_skips batches in a row were skipped."""
 
 
@@ -104,6 +105,15 @@ class Stepper:
             yield
         finally:
             self.model.load_state_dict(kept)
+
+    def snapshot(self):
+        """A copy of what an update changes (weights, buffers, optimizer state); undo() restores it."""
+        return copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
+
+    def undo(self, snapshot):
+        weights, optimizer = snapshot
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(optimizer)
 
     def zero_grad(self):
         self.optimizer.zero_grad(set_to_none=True)

@@ -137,7 +137,7 @@ def run(args):
         return 2
     sizes = [PAPER_SIZE] + ([size] if size != PAPER_SIZE else [])
     device = World().device(args)
-    net = build_network(args).eval()  # on the CPU: the constructors make CPU tensors
+    net = build_network(args)[0].eval()  # on the CPU: the constructors make CPU tensors
     params = count_parameters(net)
     head = ['model', 'scale', 'parameters', *('Multi-Adds ({}x{})'.format(*s) for s in sizes),
             'timed input', 'time/image', 'images/s']

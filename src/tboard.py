@@ -4,7 +4,7 @@ Optional: the tensorboard package is imported only when the flag asks for
 it, and a run without it stops at startup with one line saying what to
 install. Training logs the loss terms and the learning rate per epoch, the
 evaluator PSNR/SSIM per set and scale and a few SR/HR crops per test."""
-import utility
+from errors import SRLabError
 
 
 class Board:
@@ -12,7 +12,7 @@ class Board:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise utility.SRLabError('--tensorboard needs the tensorboard package: pip install tensorboard') from None
+            raise SRLabError('--tensorboard needs the tensorboard package: pip install tensorboard') from None
         self.writer = SummaryWriter(directory)
 
     def scalars(self, step, values):

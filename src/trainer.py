@@ -4,21 +4,22 @@ Stepper's), test() hands the model to the Evaluator and saves the run
 current step (or test image) ends, a complete state is saved, Interrupted is raised."""
 import contextlib
 import signal
+import time
 
 import torch
 from tqdm import tqdm
 
-import utility
 from dataloader import worker_death
 from distributed import World
+from errors import SRLabError
 from evaluator import Evaluator
 from loss import LossState
-from state import RNG, Flags, Keyed, RunState, holds_run
+from state import RNG, Flags, Keyed, RunState, check_finite, holds_run
 from stepper import Stepper, TooManySkips, autocast
 
 
 class Interrupted(Exception):
-    def __init__(self, signum):
+    def __init__(self, signum):  # SIGINT/SIGTERM
         super().__init__(signum)
         self.signum = signum
 
@@ -40,13 +41,13 @@ class Trainer:
             my_model.setup_speed()
             return
         if not any(p.requires_grad for p in my_model.parameters()):
-            raise utility.SRLabError(f'--model {args.model} has no trainable parameters; use it with --test_only')
+            raise SRLabError(f'--model {args.model} has no trainable parameters; use it with --test_only')
         self.stepper = Stepper.from_args(args, my_model.get_model(), self.device, world)
         my_model.setup_speed(ddp=world.distributed)
-        if self.device.type == 'cuda':
-            torch.backends.cudnn.benchmark = True
-        self.run_state = RunState(ckp.dir, [Flags(args, ckp.write_log), Keyed('model', my_model), self.stepper,
-                                            LossState(my_loss), self.evaluator, self, RNG()], ckp.write_log)
+        torch.backends.cudnn.benchmark = self.device.type == 'cuda'  # fixed training shapes
+        parts = [Flags(args, ckp.write_log, my_model.meta), Keyed('model', my_model), self.stepper,
+                 LossState(my_loss), self.evaluator, self, RNG()]
+        self.run_state = RunState(ckp.dir, parts, ckp.write_log)
         if args.load and args.resume == -1:
             self.resume()
         self._install_signals()
@@ -102,11 +103,6 @@ class Trainer:
             raise Interrupted(self.signal)
 
     # ---- training ----------------------------------------------------------------
-    def prepare(self, *tensors):
-        dtype = next(iter(self.model.parameters()), torch.empty(0)).dtype
-        return [t.to(self.device, dtype=dtype if t.is_floating_point() else t.dtype, non_blocking=True)
-                for t in tensors]
-
     def train(self):
         epoch = self.epoch + 1
         if self.start_batch == 0:
@@ -121,7 +117,7 @@ class Trainer:
             if stop is None:
                 raise
             self.save_interrupted()  # the state after the last finished step
-            raise utility.SRLabError(f'{stop}; stopping with the last good state in {self.ckp.dir}') from None
+            raise SRLabError(f'{stop}; stopping with the last good state in {self.ckp.dir}') from None
         self.loss.end_log(accepted, self.world, self.device)
         self.ckp.add_scalars(epoch, {**self.loss.epoch_values(), 'lr': self.stepper.lr()})
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
@@ -134,37 +130,40 @@ class Trainer:
         args, start, loader = self.args, self.start_batch, self.loader_train
         loader.set_epoch(epoch, start)
         counts, accepted = [0] * len(self.scale), start
-        t_data, t_model = utility.Timer(), utility.Timer()
+        t_data = t_model = 0.0  # seconds waiting for batches and in steps, since the last log line
+        t = time.perf_counter()
         bar = tqdm(loader, total=len(loader) - start, desc=f'Epoch {epoch}', unit='it',
                    dynamic_ncols=True, leave=False, disable=None)
         with bar:
             for batch, (lr, hr, names, idx_scale) in enumerate(bar, start):
-                lr, hr = self.prepare(lr, hr)
-                t_data.hold()
-                t_model.tic()
+                lr, hr = self.model.prepare(lr, hr)
+                t_data, t = t_data + time.perf_counter() - t, time.perf_counter()
                 counts[idx_scale] += 1
                 accepted += self.step(lr, hr, idx_scale, names)
-                t_model.hold()
+                t_model += time.perf_counter() - t
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',
                                 lr=f'{self.stepper.lr():.1e}')
                 if (batch + 1) % args.print_every == 0:
                     self.ckp.write_log(
                         f'[{(batch + 1) * args.batch_size}/{len(loader) * args.batch_size}]\t'
-                        f'{self.loss.display_loss(max(accepted - 1, 0))}\t{t_model.release():.1f}+{t_data.release():.1f}s',
+                        f'{self.loss.display_loss(max(accepted - 1, 0))}\t{t_model:.1f}+{t_data:.1f}s',
                         quiet=not bar.disable)  # printed when there is no progress bar (not a terminal)
+                    t_data = t_model = 0.0
                 self._check_signal()
-                t_data.tic()
+                t = time.perf_counter()
         return counts, accepted
 
     def step(self, lr, hr, idx_scale, names):
-        """One training step; returns False when the batch was not taken."""
+        """One training step; False when the batch was not taken. GAN discriminators step first (EDSR-PyTorch's
+        order) and the generator's loss uses them; a skipped batch undoes their steps too (Loss.reject)."""
         self.stepper.zero_grad()
         if self.args.channels_last:
             hr = hr.contiguous(memory_format=torch.channels_last)
         with self.stepper.autocast():
-            sr = self.model(lr, idx_scale)
-            loss = self.loss(sr.float(), hr)
+            sr = self.model(lr, idx_scale).float()
+            self.loss.step_discriminators(sr, hr)
+            loss = self.loss(sr, hr)
         taken, reason = self.stepper.step(loss)
         if taken:
             self.loss.commit()
@@ -173,8 +172,8 @@ class Trainer:
         if reason:
             self.ckp.write_log(f'Skipped batch ({reason}): {", ".join(names)}')
             # an earlier update overflowed: nothing good can follow, and nothing is saved
-            utility.check_finite(self.model.state_dict(), self.ckp.dir, f' in epoch {self.epoch + 1}, probably '
-                                 f'from a too large update (--lr {self.args.lr:g})')
+            check_finite(self.model.state_dict(), self.ckp.dir, f' in epoch {self.epoch + 1}, probably '
+                         f'from a too large update (--lr {self.args.lr:g})')
             self.stepper.check_skips()
         return False
 

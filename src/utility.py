@@ -1,158 +1,21 @@
-"""The experiment directory (checkpoint: folder, log.txt, config.txt, result
-images), atomic file writes, one-line errors, timer and pixel helpers."""
+"""The experiment folder (EDSR-PyTorch's utility.checkpoint): experiment/<save>
+with its log.txt, config.txt, the run lock and the result images (written
+by ImageWriter threads)."""
 import datetime
 import fcntl
 import os
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import torch
-
+import atomic
 import state
+from data.common import tensor2np
 from distributed import World
-from metrics import calc_psnr_ssim  # noqa: F401  (re-exported: utility.calc_psnr_ssim)
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-class SRLabError(Exception):
-    """A user-facing error: main.py prints it as one line and exits non-zero."""
-
-
-# ---- persistence -----------------------------------------------------------
-class _Recording:
-    """A file that remembers the first OSError of a write (torch.save turns it
-    into a RuntimeError like 'unexpected pos 704 vs 598')."""
-
-    def __init__(self, f):
-        self.f = f
-        self.error = None
-
-    def write(self, b):
-        try:
-            return self.f.write(b)
-        except OSError as e:
-            if self.error is None:
-                self.error = e
-            raise
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once, at import (os.umask is process-wide, not thread-safe)
-
-
-def _atomic(path, write, before_replace=None):
-    """Write through `write(f)` to a temp file in the same directory, fsync,
-    then rename over `path`: a reader sees the old file or the new one, never
-    a partial one. A failed write leaves the old file and raises SRLabError."""
-    path = str(path)
-    d = os.path.dirname(path) or '.'
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=d)
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; keep what open() would give
-        with os.fdopen(fd, 'wb') as f:
-            rec = _Recording(f)
-            try:
-                write(rec)
-            except RuntimeError as e:  # torch.save reports a failed write without its cause
-                if rec.error is None:
-                    raise
-                raise rec.error from e
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:  # the new file is complete: e.g. keep the old one under another name
-            before_replace()
-        os.replace(tmp, path)
-        tmp = None
-        try:
-            dfd = os.open(d, os.O_RDONLY)
-            os.fsync(dfd)
-            os.close(dfd)
-        except OSError:
-            pass
-    except OSError as e:
-        raise SRLabError(f'cannot write {path}: {e.strerror or e}; the previous file is kept') from e
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_save(obj, path, before_replace=None):
-    _atomic(path, lambda f: torch.save(obj, f), before_replace)
-
-
-def atomic_write_text(text, path):
-    _atomic(path, lambda f: f.write(text.encode()))
-
-
-# ---- small helpers ---------------------------------------------------------
-def non_finite(state):
-    """Keys of a state_dict whose floating-point tensors hold NaN or inf."""
-    return [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-
-
-def check_finite(state, apath, context=''):
-    """Stop before weights holding NaN or inf are saved over the last good state in `apath`."""
-    bad = non_finite(state)
-    if bad:
-        raise SRLabError(f'weights became non-finite ({bad[0]}){context}; not saving them over the last good '
-                         f'state in {apath}')
-
-
-def error_text(e):
-    """'Type: first line of the message', for one-line error reports."""
-    msg = str(e).strip()
-    return f'{type(e).__name__}: {msg.splitlines()[0]}' if msg else type(e).__name__
-
-
-class Timer:
-    def __init__(self):
-        self.acc = 0
-        self.tic()
-
-    def tic(self):
-        self.t0 = time.perf_counter()
-
-    def toc(self, restart=False):
-        diff = time.perf_counter() - self.t0
-        if restart:
-            self.t0 = time.perf_counter()
-        return diff
-
-    def hold(self):
-        self.acc += self.toc()
-
-    def release(self):
-        ret, self.acc = self.acc, 0
-        return ret
-
-    def reset(self):
-        self.acc = 0
-
-
-def quantize(img, rgb_range):
-    """Round to the 256 levels of an 8-bit image, on the rgb_range scale."""
-    pixel_range = 255 / rgb_range
-    return img.mul(pixel_range).clamp(0, 255).round().div(pixel_range)
-
-
-def to_uint8(t, rgb_range):
-    """CxHxW tensor on 0..rgb_range -> HxWxC uint8 array."""
-    a = t.detach().float().mul(255 / rgb_range).clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return a[..., 0] if a.shape[2] == 1 else a
+from errors import SRLabError, error_text
+from paths import EXPERIMENTS
 
 
 # ---- background image writer ---------------------------------------------
@@ -214,21 +77,34 @@ class ImageWriter:
 
 
 # ---- experiment directory ---------------------------------------------------
-def remove_stale_temps(d):
-    """Remove the temp files of atomic writes (.<name>.<random>.tmp) that a
-    killed process left in experiment dir `d` and its model/ folder."""
-    for sub in (d, os.path.join(d, 'model')):
-        if not os.path.isdir(sub):
-            continue
-        for name in os.listdir(sub):
-            if name.startswith('.') and name.endswith('.tmp'):
-                try:
-                    os.remove(os.path.join(sub, name))
-                except OSError:
-                    pass
-
-
 LOCK = '.lock'
+
+
+def holder(f, wait=1.0):
+    """The PID of the process holding lock file `f`: the one it wrote into
+    the file (waiting up to `wait` s for a holder that has only just taken the
+    lock), else the flock holder that the kernel lists in /proc/locks."""
+    deadline = time.monotonic() + wait
+    while True:
+        f.seek(0)
+        pid = f.read().strip()
+        if pid or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return pid or lock_owner(os.fstat(f.fileno()).st_ino) or 'unknown'
+
+
+def lock_owner(inode):
+    """The PID that holds a flock on the file with this inode (Linux /proc/locks), or ''."""
+    try:
+        with open('/proc/locks') as f:
+            for line in f:  # '1: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF'
+                parts = line.split()
+                if len(parts) > 5 and parts[1] == 'FLOCK' and parts[5].split(':')[-1] == str(inode):
+                    return parts[4]
+    except OSError:
+        pass
+    return ''
 
 
 class RunLock:
@@ -242,8 +118,7 @@ class RunLock:
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.file.seek(0)
-            pid = self.file.read().strip() or 'unknown'
+            pid = holder(self.file)
             self.file.close()
             raise SRLabError(f'experiment/{name} is in use by process {pid} (another run writes into it); '
                              'nothing was touched: wait for that process to end or stop it') from None
@@ -270,7 +145,7 @@ class checkpoint:
         self.log_file = None
         self.lock = None
         self.board = None  # --tensorboard: tboard.Board on experiment/<save>/tb (rank 0)
-        root = Path(root or REPO / 'experiment')
+        root = Path(root or EXPERIMENTS)
         name = args.load or args.save
         self.dir = str(root / name)
         if args.load and not os.path.isdir(self.dir):
@@ -303,8 +178,9 @@ class checkpoint:
     def _check_load(self):
         if self.args.reset:
             raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
-        if self.main:
-            remove_stale_temps(self.dir)
+        if self.main:  # temp files of atomic writes that a killed process left
+            for d in (self.dir, self.get_path('model')):
+                atomic.remove_stale_temps(d)
 
     def _check_save(self):
         if self.args.reset and os.path.exists(self.dir):
@@ -316,17 +192,13 @@ class checkpoint:
         return os.path.join(self.dir, *subdir)
 
     # logs
-    def write_log(self, log, refresh=False, quiet=False):
+    def write_log(self, log, quiet=False):
         if not self.main:
             return
         if not quiet:
             print(log)
         self.log_file.write(log + '\n')
-        if refresh:
-            self.log_file.close()
-            self.log_file = open(self.get_path('log.txt'), 'a')
-        else:
-            self.log_file.flush()
+        self.log_file.flush()
 
     def done(self):
         """Finish the result images (their errors are raised), close log.txt, release the lock."""
@@ -369,4 +241,4 @@ class checkpoint:
         d = self.get_path(f'results-{dataset.name}')
         os.makedirs(d, exist_ok=True)
         for v, p in zip(save_list, ('SR', 'LR', 'HR')):
-            self.writer.put(os.path.join(d, f'{filename}_x{scale}_{p}.png'), to_uint8(v[0], self.args.rgb_range))
+            self.writer.put(os.path.join(d, f'{filename}_x{scale}_{p}.png'), tensor2np(v[0], self.args.rgb_range))

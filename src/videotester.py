@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import utility
+from errors import SRLabError
 from evaluator import Evaluator, score
 from data import common
 
@@ -55,19 +55,19 @@ class Source:
         self.path, self.flag, self.n_colors = path, flag, n_colors
         self.audio = None
         if not path or not os.path.exists(path):
-            raise utility.SRLabError(f'{flag}: no such video file or frames folder: {path}')
+            raise SRLabError(f'{flag}: no such video file or frames folder: {path}')
         self.name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
         if os.path.isdir(path):
             self.files = common.list_images(path)
             if not self.files:
-                raise utility.SRLabError(f'{flag}: no image frames in folder {path}')
+                raise SRLabError(f'{flag}: no image frames in folder {path}')
             self.fps = Fraction(str(folder_fps)).limit_denominator(1001)
             self.count = len(self.files)
             first = self._read_file(self.files[0])
         else:
             self.files = None
             if os.path.getsize(path) == 0:
-                raise utility.SRLabError(f'{flag}: {path} is an empty file (0 bytes)')
+                raise SRLabError(f'{flag}: {path} is an empty file (0 bytes)')
             import imageio_ffmpeg
             gen = imageio_ffmpeg.read_frames(path)
             try:
@@ -75,12 +75,12 @@ class Source:
                 first = next(gen, None)
             except Exception as e:
                 if 'Input #0' in str(e) and ' Video: ' not in str(e):
-                    raise utility.SRLabError(f'{flag}: {path} has no video stream')
-                raise utility.SRLabError(f'{flag}: cannot read {path} as a video ({_reason(e)})')
+                    raise SRLabError(f'{flag}: {path} has no video stream')
+                raise SRLabError(f'{flag}: cannot read {path} as a video ({_reason(e)})')
             finally:
                 gen.close()
             if first is None:
-                raise utility.SRLabError(f'{flag}: {path} has no video frames')
+                raise SRLabError(f'{flag}: {path} has no video frames')
             self.size = meta['size']
             self.fps = exact_fps(meta['fps']) if meta['fps'] > 0 else None
             self.count = round(meta['duration'] * meta['fps']) or None  # estimate, for the progress bar
@@ -92,7 +92,7 @@ class Source:
         try:
             return common.read_image(f, self.n_colors)
         except common.DataError as e:
-            raise utility.SRLabError(f'{self.flag}: {e}')
+            raise SRLabError(f'{self.flag}: {e}')
 
     def _frame(self, buf):
         w, h = self.size
@@ -104,7 +104,7 @@ class Source:
             for f in self.files:
                 img = self._read_file(f)
                 if img.shape[:2] != (self.h, self.w):
-                    raise utility.SRLabError(f'{self.flag}: {f} is {img.shape[1]}x{img.shape[0]}, '
+                    raise SRLabError(f'{self.flag}: {f} is {img.shape[1]}x{img.shape[0]}, '
                                              f'the first frame is {self.w}x{self.h}')
                 yield img
             return
@@ -115,7 +115,7 @@ class Source:
             for buf in gen:
                 yield self._frame(buf)
         except Exception as e:
-            raise utility.SRLabError(f'{self.flag}: cannot decode {self.path} ({_reason(e)})')
+            raise SRLabError(f'{self.flag}: cannot decode {self.path} ({_reason(e)})')
         finally:
             gen.close()
 
@@ -139,7 +139,7 @@ class Encoder:
     def error(self, what):
         self.log.seek(0)
         msg = _reason(self.log.read().decode(errors='replace')) or f'exit code {self.proc.returncode}'
-        return utility.SRLabError(f'ffmpeg could not {what} {self.name}: {msg}')
+        return SRLabError(f'ffmpeg could not {what} {self.name}: {msg}')
 
     def write(self, frame):
         try:
@@ -175,7 +175,7 @@ def mux_audio(video, source, out, log):
     r = subprocess.run(base + ['-c:v', 'copy', '-c:a', 'aac'] + tail, capture_output=True)
     if r.returncode != 0:
         msg = _reason(r.stderr.decode(errors='replace'))
-        raise utility.SRLabError(f'ffmpeg could not add the audio of {source}: {msg}')
+        raise SRLabError(f'ffmpeg could not add the audio of {source}: {msg}')
     log(f'Audio of {source} cannot be copied into MP4; re-encoded as AAC')
 
 
@@ -187,16 +187,16 @@ class VideoTester:
         self.evaluator = Evaluator(args, [], ckp)
         a = args
         if not a.video_fps > 0:
-            raise utility.SRLabError(f'--video_fps: must be positive, got {a.video_fps}')
+            raise SRLabError(f'--video_fps: must be positive, got {a.video_fps}')
         top = 51 if a.video_codec.startswith('libx26') else 63
         if not 0 <= a.video_crf <= top:
-            raise utility.SRLabError(f'--video_crf: must be in 0..{top} for {a.video_codec}, got {a.video_crf}')
+            raise SRLabError(f'--video_crf: must be in 0..{top} for {a.video_codec}, got {a.video_crf}')
         if a.video_batch < 1:
-            raise utility.SRLabError(f'--video_batch: must be at least 1, got {a.video_batch}')
+            raise SRLabError(f'--video_batch: must be at least 1, got {a.video_batch}')
         if not a.video_codec.strip():
-            raise utility.SRLabError('--video_codec: empty encoder name')
+            raise SRLabError('--video_codec: empty encoder name')
         if a.video_hr and len(a.scale) > 1:
-            raise utility.SRLabError('--video_hr: give a single --scale (the reference has one size)')
+            raise SRLabError('--video_hr: give a single --scale (the reference has one size)')
 
     @torch.no_grad()
     def test(self):
@@ -211,7 +211,7 @@ class VideoTester:
             hr = Source(a.video_hr, '--video_hr', a.video_fps, a.n_colors)
             s = a.scale[0]
             if (hr.w, hr.h) != (src.w * s, src.h * s):
-                raise utility.SRLabError(f'--video_hr: {hr.path} is {hr.w}x{hr.h}, but x{s} of {src.path} '
+                raise SRLabError(f'--video_hr: {hr.path} is {hr.w}x{hr.h}, but x{s} of {src.path} '
                                          f'({src.w}x{src.h}) is {src.w * s}x{src.h * s}')
         for idx_scale, scale in enumerate(a.scale):
             self.evaluator.add('video', scale, self.upscale(src, hr, idx_scale, scale))
@@ -325,7 +325,7 @@ class Job:
         x = torch.from_numpy(batch).to(dev).permute(0, 3, 1, 2).to(dtype).mul_(a.rgb_range / 255)
         sr = self.model(x, self.idx_scale)
         if tuple(sr.shape[-2:]) != (self.h, self.w):
-            raise utility.SRLabError(f'--model {a.model} returned {sr.shape[-1]}x{sr.shape[-2]} '
+            raise SRLabError(f'--model {a.model} returned {sr.shape[-1]}x{sr.shape[-2]} '
                                      f'frames for x{self.scale}, expected {self.w}x{self.h}')
         sr = sr.float().mul(255 / a.rgb_range).clamp(0, 255).round().to(torch.uint8)
         return sr.permute(0, 2, 3, 1).contiguous().cpu().numpy()
@@ -343,7 +343,7 @@ class Job:
                 for f in item:
                     self.write_frame(f, hr_frames)
             if hr_frames is not None and next(hr_frames, None) is not None:
-                raise utility.SRLabError(f'--video_hr: {hr.path} has more frames than {src.path}')
+                raise SRLabError(f'--video_hr: {hr.path} has more frames than {src.path}')
             self.enc.close()
         finally:
             if hr_frames is not None:
@@ -353,7 +353,7 @@ class Job:
         if hr_frames is not None:
             g = next(hr_frames, None)
             if g is None:
-                raise utility.SRLabError(f'--video_hr: {self.hr.path} has fewer frames than {self.src.path}')
+                raise SRLabError(f'--video_hr: {self.hr.path} has fewer frames than {self.src.path}')
             p, s = score(_chw(f), _chw(g), self.scale, 255)
             self.per_frame.append({'psnr': p, 'ssim': s})
         if self.pad_h or self.pad_w:

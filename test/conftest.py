@@ -17,17 +17,24 @@ if str(SRC) not in sys.path:
 
 
 def run_main(argv, capsys=None):
-    """main.main(argv) in this process -> (exit code, stdout, stderr).
-    Option errors (SystemExit) are turned into their exit code."""
+    """main.main(argv) in this process -> (exit code, stdout, stderr), read
+    through pytest's `capsys` when given. Option errors (SystemExit) are
+    turned into their exit code."""
+    import contextlib
+    import io
     import main
-    try:
-        code = main.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = ('', '')
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if capsys is None:
+            stack.enter_context(contextlib.redirect_stdout(out))
+            stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            code = main.main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
     if capsys is not None:
-        out, err = capsys.readouterr()
-    return code, out, err
+        return (code, *capsys.readouterr())
+    return code, out.getvalue(), err.getvalue()
 
 
 def run_cli(argv, timeout=120, cwd=SRC, env=None, launcher=()):
@@ -45,7 +52,7 @@ class StubCkp:
         self.logs = []
         self.d = str(d)
 
-    def write_log(self, log, refresh=False, quiet=False):
+    def write_log(self, log, quiet=False):
         self.logs.append(log)
 
     def get_path(self, *sub):

@@ -1,5 +1,5 @@
 """Fault injection for test_faults.py, kept out of src/: it costs nothing
-when unused. The N-th atomic write of a process (utility._atomic: its fsync
+when unused. The N-th atomic write of a process (atomic._atomic: its fsync
 of the complete temp file, before the rename) fails or SIGKILLs the process.
 
     fail_nth_write(monkeypatch, n, error)   in-process: writes n, n+1, ... raise `error`

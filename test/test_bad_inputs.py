@@ -178,9 +178,9 @@ def s_all_images_small(ctx):
 
 def _save_state(path, model, *flags):
     import option
-    from registry import MODELS
+    from model import build_network
     args = option.parse_args(['--model', model, '--scale', '2', *flags])
-    net = MODELS.get(args.model)(args)
+    net, _ = build_network(args)
     torch.save(net.state_dict(), path)
     return path
 

@@ -17,6 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 import option  # noqa: E402
+import atomic  # noqa: E402
+import errors  # noqa: E402
 import utility  # noqa: E402
 from conftest import error_lines, run_main  # noqa: E402
 
@@ -59,11 +61,32 @@ def test_reset_is_the_only_delete(tmp_path):
     assert (d / 'log.txt').read_text() == ''
 
 
+def test_a_locked_run_names_the_holder_even_before_it_wrote_its_pid(tmp_path):
+    """A process that has taken the lock of experiment/run but not yet
+    written its PID into the lock file is still named (the kernel's /proc/locks)."""
+    import subprocess
+    (tmp_path / 'run').mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', (
+        'import fcntl, sys, time\n'
+        f'f = open({str(tmp_path / "run" / ".lock")!r}, "a+")\n'
+        'fcntl.flock(f, fcntl.LOCK_EX)\nprint("locked", flush=True)\ntime.sleep(60)')],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        assert (tmp_path / 'run' / '.lock').read_text() == ''
+        with pytest.raises(errors.SRLabError) as e:
+            utility.checkpoint(train_args(), root=tmp_path)
+        assert f'experiment/run is in use by process {holder.pid} ' in str(e.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_existing_training_run_is_refused(tmp_path):
     d = tmp_path / 'run'
     (d / 'model').mkdir(parents=True)
-    utility.atomic_save({}, d / 'model' / 'model_latest.pt')
-    with pytest.raises(utility.SRLabError) as e:
+    atomic.atomic_save({}, d / 'model' / 'model_latest.pt')
+    with pytest.raises(errors.SRLabError) as e:
         utility.checkpoint(train_args(), root=tmp_path)
     msg = str(e.value)
     assert len(msg.splitlines()) == 1 and '--save' in msg and '--load' in msg and '--reset' in msg
@@ -83,7 +106,7 @@ def test_refusal_through_main(tmp_path, exp_name, exp_dir, capsys):
     save = exp_name('refuse')
     d = exp_dir(save)
     (d / 'model').mkdir(parents=True)
-    utility.atomic_save({}, d / 'model' / 'model_latest.pt')
+    atomic.atomic_save({}, d / 'model' / 'model_latest.pt')
     code, out, err = run_main(['--save', save, '--data_train', 'Sample', '--data_test', 'Demo', '--cpu',
                                '--dir_cache', tmp_path / 'cache', '--n_threads', '0'], capsys)
     assert code != 0
@@ -121,6 +144,10 @@ def test_results_json_and_psnr_plots(tmp_path):
     assert log.shape == (2, 2, 2) and log[1, 1, 1] == 26.0
     assert calls[0][:2] == ('model', (str(d / 'model'), 2)) and calls[0][2]['is_best'] is True
     assert 'state' in calls
+    # a resumed session may test other sets: the log keeps a column per set of this session
+    ev = Evaluator(args.replace(data_test=['SetC', 'SetB']), [], ckp)
+    ev.load_state_dict(torch.load(d / 'state.pt', weights_only=True))
+    assert ev.log.shape == (2, 2, 2) and ev.log[:, 0].isnan().all() and torch.equal(ev.log[:, 1], log[:, 1])
 
 
 # ---- ImageWriter -------------------------------------------------------------
@@ -163,12 +190,12 @@ def test_image_writer_reports_failures_at_close(tmp_path):
     for i in range(10):  # images after the failures are still written
         w.put(str(tmp_path / f'ok{i}.png'), np.full((4, 4, 3), i, np.uint8))
     box = _close_with_timeout(w)
-    assert isinstance(box.get('err'), utility.SRLabError)
+    assert isinstance(box.get('err'), errors.SRLabError)
     msg = str(box['err'])
     assert '6 result image(s)' in msg and 'no/such/dir' in msg and len(msg.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(['adir.png'] + [f'ok{i}.png' for i in range(10)])
     assert _close_with_timeout(w) == {'n': 10}  # closing again: no hang, nothing new
-    with pytest.raises(utility.SRLabError):
+    with pytest.raises(errors.SRLabError):
         w.put(str(tmp_path / 'late.png'), np.zeros((4, 4, 3), np.uint8))
 
 
@@ -194,11 +221,11 @@ class Unpicklable:
 
 def test_atomic_save_never_leaves_partial_file(tmp_path):
     path = tmp_path / 'state.pt'
-    utility.atomic_save({'a': torch.arange(5)}, path)
+    atomic.atomic_save({'a': torch.arange(5)}, path)
     good = path.read_bytes()
     big = torch.zeros(1 << 20)  # written first: the failure comes half-way through
     with pytest.raises(Exception):
-        utility.atomic_save({'big': big, 'bad': Unpicklable()}, path)
+        atomic.atomic_save({'big': big, 'bad': Unpicklable()}, path)
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ['state.pt']
     assert torch.equal(torch.load(path)['a'], torch.arange(5))
@@ -206,14 +233,14 @@ def test_atomic_save_never_leaves_partial_file(tmp_path):
 
 def test_atomic_write_os_error_is_one_line(tmp_path):
     path = tmp_path / 'f.txt'
-    utility.atomic_write_text('old', path)
+    atomic.atomic_write_text('old', path)
 
     def failing(f):
         f.write(b'partial')
         raise OSError(28, 'No space left on device')
-    with pytest.raises(utility.SRLabError) as e:
-        utility._atomic(path, failing)
+    with pytest.raises(errors.SRLabError) as e:
+        atomic._atomic(path, failing)
     assert 'No space left' in str(e.value) and len(str(e.value).splitlines()) == 1
     assert path.read_text() == 'old' and os.listdir(tmp_path) == ['f.txt']
-    with pytest.raises(utility.SRLabError):
-        utility.atomic_save({}, tmp_path / 'missing_dir' / 'x.pt')
+    with pytest.raises(errors.SRLabError):
+        atomic.atomic_save({}, tmp_path / 'missing_dir' / 'x.pt')

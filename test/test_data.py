@@ -11,6 +11,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
@@ -156,6 +157,35 @@ def test_sep_cache_and_reset(tmp_path, mini):
     np.testing.assert_array_equal(tensor_to_uint8(hr), mini['a'][:50, :46])
     assert all(p.stat().st_mtime_ns != m for p, m in mtimes.items())
     assert ds.name == 'Mini'
+
+
+def test_damaged_cache_entries_are_rebuilt_with_one_warning(tmp_path, mini):
+    """A truncated .npy, one with a corrupt header, and an unreadable cached LR
+    image are each rebuilt from their source with one warning line; the data
+    read are those of an intact cache."""
+    import warnings
+    args = args_for(tmp_path, scale='2', ext='sep')
+    ds = make_dataset(args, 'Mini', train=False)
+    want = [(lr.clone(), hr.clone()) for lr, hr, _, _ in (ds[i] for i in range(3))]
+    npys = {p.name: p for p in (tmp_path / 'cache').rglob('*.npy')}
+    truncated, header = npys['a.png.npy'], npys['bx2.png.npy']
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    raw = bytearray(header.read_bytes())
+    raw[10:20] = b'\x00' * 10
+    header.write_bytes(bytes(raw))
+    lr_png = next((tmp_path / 'cache').rglob('cx2.png'))
+    lr_png.write_bytes(lr_png.read_bytes()[:40])
+    npys['cx2.png.npy'].unlink()  # so the cached LR image is read again
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        ds = make_dataset(args, 'Mini', train=False)
+    lines = [str(w.message) for w in caught]
+    assert len(lines) == 3 and all('\n' not in m and 'damaged cache entry' in m for m in lines), lines
+    assert {m.split(':')[0] for m in lines} == {str(truncated), str(header), str(lr_png)}
+    for i, (lr, hr) in enumerate(want):
+        got = ds[i]
+        assert torch.equal(got[0], lr) and torch.equal(got[1], hr)
+    assert all(srdata.npy_intact(p) for p in (truncated, header))
 
 
 def test_modcrop_before_lr_and_compare(tmp_path):

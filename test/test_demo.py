@@ -47,4 +47,4 @@ def test_recipe_flags_parse(name, tmp_path):
     assert args.model and args.scale
     if '--template' in argv:
         t = argv[argv.index('--template') + 1]
-        assert t.lower() in {k.lower() for k in option.template.TEMPLATES}
+        assert t.lower() in {k.lower() for k in option.template.names()}

@@ -121,16 +121,19 @@ def test_pre_train_download_missing_file_says_where_to_get_it(tmp_path):
 
 
 def test_pre_train_download_checks_the_hash_prefix(tmp_path, monkeypatch):
-    import utility
+    import errors
     from model import released
     args = option.parse_args(['--model', 'EDSR', '--scale', '2', '--dir_models', str(tmp_path), '--test_only',
                               '--data_test', 'Sample'])
     f = tmp_path / 'edsr_baseline_x2-1bc95232.pt'
     f.write_bytes(b'not the released file')
-    with pytest.raises(utility.SRLabError, match='SHA-256'):
+    with pytest.raises(errors.SRLabError, match='SHA-256'):
         released.find_released(args)
     # a file whose hash matches the table is accepted
     prefix = hashlib.sha256(f.read_bytes()).hexdigest()[:8]
-    rows = [r if r[3] != f.name else r[:5] + (prefix,) for r in released.RELEASED]
-    monkeypatch.setattr(released, 'RELEASED', rows)
+    from dataclasses import replace
+    from registry import MODELS
+    edsr = MODELS.get('EDSR')
+    monkeypatch.setattr(edsr, 'released', tuple(replace(r, sha=prefix) if r.file == f.name else r
+                                                 for r in edsr.released))
     assert released.find_released(args) == str(f)

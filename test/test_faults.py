@@ -10,14 +10,13 @@ import errno
 import os
 import random
 import re
-import resource
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -31,10 +30,10 @@ EXP = REPO / 'experiment'
 sys.path.insert(0, str(SRC))
 
 import option  # noqa: E402
+import errors  # noqa: E402
 import utility  # noqa: E402
+import zygote  # noqa: E402
 from faultpoints import fail_nth_write  # noqa: E402
-
-FAULTPOINTS = Path(__file__).resolve().parent / 'faultpoints.py'
 
 BATCH = 4
 STEPS = 6       # --test_every: batches per epoch
@@ -122,19 +121,20 @@ def advance(pos, line):
 
 
 class Launch:
-    """`python main.py argv` with stdout read line by line (stderr to a file)."""
+    """main.py argv in a real process (zygote.py: forked from a server that has
+    imported torch and srlab), its stdout followed line by line."""
 
-    def __init__(self, argv, env=None, fsize=None):
-        self.err = tempfile.TemporaryFile(mode='w+')
-        preexec = None
-        if fsize is not None:  # RLIMIT_FSIZE: writes past `fsize` bytes fail with EFBIG (Python ignores SIGXFSZ)
-            def preexec():
-                resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        # SRLAB_FAULT_KILL_ON_SAVE: launched through faultpoints.py, which arms the kill
-        launcher = str(FAULTPOINTS) if 'SRLAB_FAULT_KILL_ON_SAVE' in (env or {}) else 'main.py'
-        self.p = subprocess.Popen([sys.executable, launcher, *map(str, argv)], cwd=SRC, stdout=subprocess.PIPE,
-                                  stderr=self.err, text=True, preexec_fn=preexec,
-                                  env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
+    def __init__(self, argv, env=None, fsize=None, fresh=False):
+        self.dir = tempfile.mkdtemp(prefix='srlab_launch_')
+        self.out_path, self.err_path = Path(self.dir, 'out'), Path(self.dir, 'err')
+        env = dict(env or {})
+        kill = env.pop('SRLAB_FAULT_KILL_ON_SAVE', None)
+        self.argv = list(map(str, argv))
+        self.p = zygote.start(self.argv, self.out_path, self.err_path, env, fsize,
+                              None if kill is None else int(kill), fresh)
+        self.pid = self.p.pid
+        self.out = None
+        self.rest = ''
         self.timed_out = False
         self.watchdog = threading.Timer(TIMEOUT, self._expire)
         self.watchdog.start()
@@ -145,32 +145,54 @@ class Launch:
         self.timed_out = True
         self.p.kill()
 
+    def send_signal(self, signum):
+        os.kill(self.pid, signum)
+
+    def _read(self):
+        """The complete lines printed since the last call."""
+        if self.out is None:
+            if not self.out_path.exists():
+                return []
+            self.out = open(self.out_path)
+        lines = (self.rest + self.out.read()).split('\n')
+        self.rest = lines.pop()
+        return lines
+
+    def _follow(self):
+        """Each line the process prints, until it has ended and all are read."""
+        while True:
+            alive = self.p.is_alive()  # before reading: once it has ended, all it printed is in the file
+            lines = self._read() + ([] if alive or not self.rest else [self.rest])
+            for line in lines:
+                self.lines.append(line)
+                self.pos = advance(self.pos, line)
+                yield line
+            if not alive:
+                return
+            time.sleep(0.005)
+
     def until(self, target, signum=None):
         """Send `signum` (if any) as soon as the run reaches position `target`;
         False when the run ended before."""
-        for line in self.p.stdout:
-            line = line.rstrip('\n')
-            self.lines.append(line)
-            self.pos = advance(self.pos, line)
+        for _ in self._follow():
             if self.pos >= target:
                 if signum is not None:
-                    self.p.send_signal(signum)
+                    self.send_signal(signum)
                 return True
         return False
 
     def finish(self):
         """(returncode, stdout, stderr); the position is that of the last line printed."""
-        for line in self.p.stdout:
-            line = line.rstrip('\n')
-            self.lines.append(line)
-            self.pos = advance(self.pos, line)
-        rc = self.p.wait()
+        for _ in self._follow():
+            pass
+        self.p.join()
         self.watchdog.cancel()
-        assert not self.timed_out, f'main.py {" ".join(self.p.args[2:])} ran past {TIMEOUT} s'
-        self.err.seek(0)
-        err = self.err.read()
-        self.err.close()
-        return rc, '\n'.join(self.lines), err
+        assert not self.timed_out, f'main.py {" ".join(self.argv)} ran past {TIMEOUT} s'
+        if self.out is not None:
+            self.out.close()
+        err = self.err_path.read_text() if self.err_path.exists() else ''
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.p.exitcode, '\n'.join(self.lines), err
 
 
 def run(argv, **kw):
@@ -192,11 +214,11 @@ def assert_files_load(name):
     """Every file a run saved loads completely (atomic writes: never a partial file)."""
     d = EXP / name
     for p in list(d.glob('*.pt')) + list((d / 'model').glob('*.pt')):
-        obj = torch.load(p, weights_only=p.name != 'state.pt')
+        obj = torch.load(p, weights_only=True)
         if p.name.startswith('model_'):
             assert all(torch.isfinite(v).all() for v in obj.values() if v.is_floating_point()), p
     if (d / 'state.pt').exists():
-        st = torch.load(d / 'state.pt', weights_only=False)
+        st = torch.load(d / 'state.pt', weights_only=True)
         assert 0 <= st['epoch'] <= EPOCHS and 0 <= st['start_batch'] < STEPS
 
 
@@ -221,7 +243,7 @@ def reference(cache, names):
     name = names('ref')
     rc, out, err = run(flags(cache, '--save', name))
     assert rc == 0, err[-3000:]
-    st = torch.load(EXP / name / 'state.pt', weights_only=False)
+    st = torch.load(EXP / name / 'state.pt', weights_only=True)
     assert st['epoch'] == EPOCHS
     return {'weights': load_weights(name), 'loss_log': st['loss_log'], 'psnr_log': st['psnr_log'], 'name': name}
 
@@ -237,7 +259,7 @@ def assert_like_reference(name, reference, atol=1e-6):
     assert temps(name) == [], 'temp files of killed writes are removed when the run is resumed'
     assert_files_load(name)
     assert_same_weights(load_weights(name), reference['weights'], atol)
-    st = torch.load(EXP / name / 'state.pt', weights_only=False)
+    st = torch.load(EXP / name / 'state.pt', weights_only=True)
     assert st['epoch'] == EPOCHS
     assert st['loss_log'].shape == reference['loss_log'].shape
     assert torch.allclose(st['loss_log'], reference['loss_log'], atol=1e-3, rtol=0)
@@ -263,7 +285,7 @@ def committed_epoch(name):
     """The epoch of the last committed state (state.pt, or state.pt.prev between a save's renames)."""
     for f in ('state.pt', 'state.pt.prev'):
         if (EXP / name / f).exists():
-            return torch.load(EXP / name / f, weights_only=False)['epoch']
+            return torch.load(EXP / name / f, weights_only=True)['epoch']
     return 0
 
 
@@ -346,7 +368,7 @@ def test_sigint_sigterm_save_mid_epoch_and_resume_equals_uninterrupted_run(cache
         assert f'complete state saved in {EXP / name}' in err
         assert_files_load(name)
         assert temps(name) == []
-        st = torch.load(EXP / name / 'state.pt', weights_only=False)
+        st = torch.load(EXP / name / 'state.pt', weights_only=True)
         if target[1] == 1:  # mid-epoch: the position in the epoch is saved
             assert st['epoch'] == target[0] - 1 and st['start_batch'] >= target[2], (st['epoch'], st['start_batch'])
         argv = resume_command(err)
@@ -385,26 +407,25 @@ def test_nan_losses_stop_with_one_line_and_the_last_good_state(cache, names, cap
     state after the last good step -- finite everywhere."""
     import trainer as trainer_mod
     name = names('nan')
-    prepare = trainer_mod.Trainer.prepare
+    step = trainer_mod.Trainer.step
     good = {}
 
-    def poisoned(self, *tensors):
-        out = prepare(self, *tensors)
-        if len(tensors) == 2 and self.epoch == 1 and self.start_batch >= 2:
+    def poisoned(self, lr, hr, idx_scale, batch_names):
+        if self.epoch == 1 and self.start_batch >= 2:
             good.setdefault('w', {k: v.clone() for k, v in self.model.state_dict().items()})
-            out[0] = torch.full_like(out[0], float('nan'))
-        return out
-    monkeypatch.setattr(trainer_mod.Trainer, 'prepare', poisoned)
+            lr = torch.full_like(lr, float('nan'))
+        return step(self, lr, hr, idx_scale, batch_names)
+    monkeypatch.setattr(trainer_mod.Trainer, 'step', poisoned)
     code, out, err = run_in_process(flags(cache, '--save', name, '--max_skips', '3'), capsys)
     assert code == 1
     lines = error_lines(err)
     assert len(lines) == 1 and '--max_skips 3' in lines[0] and str(EXP / name) in lines[0], err
     assert out.count('Skipped batch (loss is nan)') == 3
     d = EXP / name
-    st = torch.load(d / 'state.pt', weights_only=False)
+    st = torch.load(d / 'state.pt', weights_only=True)
     assert (st['epoch'], st['start_batch']) == (1, 4)
     for f in ('state.pt', 'loss.pt', 'loss_log.pt', 'psnr_log.pt', 'model/model_latest.pt', 'model/model_best.pt'):
-        assert all_finite(torch.load(d / f, weights_only=False)), f
+        assert all_finite(torch.load(d / f, weights_only=True)), f
     assert_same_weights(torch.load(d / 'model' / 'model_latest.pt'), good['w'], 0)
     assert_same_weights(st['model'], good['w'], 0)
 
@@ -439,9 +460,9 @@ def test_non_finite_weights_are_not_saved_on_interrupt(cache, tmp_path):
         good = (tmp_path / 'x' / 'state.pt').read_bytes()
         with torch.no_grad():
             next(t.model.parameters())[0].fill_(float('inf'))
-        with pytest.raises(utility.SRLabError, match='non-finite'):
+        with pytest.raises(errors.SRLabError, match='non-finite'):
             t.save_interrupted()
-        with pytest.raises(utility.SRLabError, match='non-finite'):
+        with pytest.raises(errors.SRLabError, match='non-finite'):
             t.save()
         assert (tmp_path / 'x' / 'state.pt').read_bytes() == good
         assert all_finite(torch.load(tmp_path / 'x' / 'model' / 'model_latest.pt'))
@@ -472,7 +493,7 @@ def test_failed_write_keeps_the_previous_state_and_stops_with_one_line(cache, na
     assert (d / 'state.pt').read_bytes() == before
     assert temps(name) == []
     assert_files_load(name)
-    assert torch.load(d / 'state.pt', weights_only=False)['epoch'] == 2
+    assert torch.load(d / 'state.pt', weights_only=True)['epoch'] == 2
     rc, out, err = run(resume_argv(cache, name))
     assert rc == 0, err[-3000:]
     assert_like_reference(name, reference)
@@ -490,9 +511,9 @@ def test_enospc_during_a_save_through_main(cache, names, capsys, monkeypatch):
     assert lines == [f'main.py: error: cannot write {d / "model" / "model_latest.pt"}: No space left on device; '
                      'the previous file is kept'], err
     assert temps(name) == []
-    assert torch.load(d / 'state.pt', weights_only=False)['epoch'] == 1
+    assert torch.load(d / 'state.pt', weights_only=True)['epoch'] == 1
     assert_same_weights(torch.load(d / 'model' / 'model_latest.pt'),
-                        torch.load(d / 'state.pt', weights_only=False)['model'], 0)
+                        torch.load(d / 'state.pt', weights_only=True)['model'], 0)
 
 
 def test_unwritable_results_are_reported_without_hanging(cache, names, tmp_path):
@@ -505,19 +526,19 @@ def test_unwritable_results_are_reported_without_hanging(cache, names, tmp_path)
     run_in_dir = flags(cache, '--test_only', '--save_results', '--save', name)
     for p in sorted(val.glob('*.png')):
         (d / f'{p.stem}_x2_SR.png').mkdir(parents=True)
-    p = subprocess.run([sys.executable, 'main.py', *run_in_dir], cwd=SRC, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1, p.stderr[-2000:]
-    lines = error_lines(p.stderr)
+    rc, out, err = run(run_in_dir)
+    assert rc == 1, err[-2000:]
+    lines = error_lines(err)
     n = len(list(val.glob('*.png')))
-    assert len(lines) == 1 and f'{n} result image(s) could not be written' in lines[0], p.stderr
+    assert len(lines) == 1 and f'{n} result image(s) could not be written' in lines[0], err
     assert len(list(d.glob('*_x3_SR.png'))) == n and not list(d.glob('*.tmp*'))
     # the results folder is a file: one line naming it
     shutil.rmtree(d)
     d.write_text('not a folder')
-    p = subprocess.run([sys.executable, 'main.py', *run_in_dir], cwd=SRC, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1
-    lines = error_lines(p.stderr)
-    assert len(lines) == 1 and str(d) in lines[0], p.stderr
+    rc, out, err = run(run_in_dir)
+    assert rc == 1
+    lines = error_lines(err)
+    assert len(lines) == 1 and str(d) in lines[0], err
 
 
 # ---- f. one writer per run, the run's identity, damaged states, dead loader workers --------
@@ -535,10 +556,10 @@ def test_a_second_process_on_a_run_is_refused_and_touches_nothing(cache, names):
             rc, out, err = run(argv)
             lines = error_lines(err)
             assert rc == 1 and len(lines) == 1, err
-            assert f'experiment/{name} is in use by process {first.p.pid}' in lines[0], lines[0]
+            assert f'experiment/{name} is in use by process {first.pid}' in lines[0], lines[0]
             assert snapshot(EXP / name) == before  # not even --reset touched it
     finally:
-        first.p.send_signal(signal.SIGKILL)
+        first.send_signal(signal.SIGKILL)
         first.finish()
     SURVIVED['SIGKILL']['steps'] += 1
     rc, out, err = run(resume_argv(cache, name, '--epochs', '1'))  # the kernel dropped the dead process's lock
@@ -563,7 +584,7 @@ def test_damaged_state_resumes_from_the_previous_one(cache, names, reference):
     name = copy_of(reference, names, 'damaged')
     d = EXP / name
     for epochs, damage in ((EPOCHS + 1, 'truncate'), (EPOCHS + 2, 'flip')):
-        prev = torch.load(d / 'state.pt.prev', weights_only=False)['epoch']
+        prev = torch.load(d / 'state.pt.prev', weights_only=True)['epoch']
         data = bytearray((d / 'state.pt').read_bytes())
         if damage == 'truncate':
             data = data[:len(data) // 2]
@@ -591,9 +612,9 @@ def workers(pid):
 def test_killed_loader_worker_stops_with_one_line_and_a_state_that_resumes(cache, names):
     name = names('worker')
     argv = flags(cache, '--save', name, '--n_threads', '2', '--test_every', '40', '--epochs', '1')
-    launch = Launch(argv)
+    launch = Launch(argv, fresh=True)  # loader workers start far faster in a fresh interpreter
     assert launch.until((1, 1, 3))
-    os.kill(workers(launch.p.pid)[0], signal.SIGKILL)  # as the out-of-memory killer does
+    os.kill(workers(launch.pid)[0], signal.SIGKILL)  # as the out-of-memory killer does
     rc, out, err = launch.finish()
     lines = error_lines(err)
     assert rc == 1 and len(lines) == 1 and 'Traceback' not in err, err
@@ -601,8 +622,8 @@ def test_killed_loader_worker_stops_with_one_line_and_a_state_that_resumes(cache
     assert 'data loader worker process died' in lines[0], lines[0]
     assert 'killed by signal' in lines[0] or 'exited unexpectedly' in lines[0], lines[0]
     SURVIVED['SIGKILL']['loader workers'] += 1
-    st = torch.load(EXP / name / 'state.pt', weights_only=False)
+    st = torch.load(EXP / name / 'state.pt', weights_only=True)
     assert st['epoch'] == 0 and st['start_batch'] >= 3
-    rc, out, err = run(resume_argv(cache, name, '--n_threads', '2', '--test_every', '40', '--epochs', '1'))
+    rc, out, err = run(resume_argv(cache, name, '--n_threads', '2', '--test_every', '40', '--epochs', '1'), fresh=True)
     assert rc == 0, err[-3000:]
     assert f'continuing at epoch 1, batch {st["start_batch"]}' in out

@@ -15,6 +15,7 @@ SRC = REPO / 'src'
 sys.path.insert(0, str(SRC))
 
 import option  # noqa: E402
+import errors  # noqa: E402
 import utility  # noqa: E402
 from loss import Loss  # noqa: E402
 from loss.vgg import VGG19  # noqa: E402
@@ -24,7 +25,7 @@ class FakeCkp:
     def __init__(self, d='.'):
         self.dir, self.lines = str(d), []
 
-    def write_log(self, log, refresh=False, quiet=False):
+    def write_log(self, log, quiet=False):
         self.lines.append(log)
 
 
@@ -66,7 +67,7 @@ def test_vgg54_loads_torchvision_weights_zero_on_equal_and_grows_with_noise(vgg_
 def test_vgg_without_weights_fails_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
     for extra in ([], ['--vgg_weights', str(tmp_path / 'missing.pth')]):
-        with pytest.raises(utility.SRLabError) as e:
+        with pytest.raises(errors.SRLabError) as e:
             Loss(make_args('--loss', '1*VGG22', '--dir_models', str(tmp_path), *extra), FakeCkp())
         msg = str(e.value)
         assert '\n' not in msg
@@ -80,11 +81,22 @@ def tiny_generator():
 
 
 def gan_steps(loss, gen, opt, lr, hr, n):
+    """Trainer.step's order: the discriminators step on the detached SR batch,
+    then the generator's loss, its update, and the batch is committed."""
     for _ in range(n):
         opt.zero_grad()
-        total = loss(gen(lr) * 255, hr)
+        sr = gen(lr) * 255
+        loss.step_discriminators(sr, hr)
+        total = loss(sr, hr)
         total.backward()
         opt.step()
+        loss.commit()
+
+
+def d_step(loss, sr, hr):
+    loss.step_discriminators(sr, hr)
+    loss(sr, hr)
+    loss.commit()
 
 
 @pytest.mark.parametrize('gan_type,arch,k', [('GAN', 'srgan', 1), ('WGAN_GP', 'srgan', 1),
@@ -117,7 +129,7 @@ def test_gan_steps_update_both_networks_and_log(gan_type, arch, k, tmp_path):
 
 def test_srgan_discriminator_rejects_other_sizes():
     loss = Loss(make_args('--loss', '1*GAN'), FakeCkp())
-    with pytest.raises(utility.SRLabError, match='--patch_size'):
+    with pytest.raises(errors.SRLabError, match='--patch_size'):
         loss(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
 
 
@@ -128,10 +140,10 @@ def test_gan_state_saved_and_restored(tmp_path):
     lr, hr = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 24, 24) * 255
     gen = tiny_generator()
     a.start_log()
-    a(gen(lr) * 255, hr)
+    d_step(a, gen(lr) * 255, hr)
     a.end_log(1)                       # D lr decays after epoch 1
     a.start_log()
-    a(gen(lr) * 255, hr)
+    d_step(a, gen(lr) * 255, hr)
     torch.save(a.state_dict(), tmp_path / 'loss.pt')
 
     torch.manual_seed(123)
@@ -144,14 +156,55 @@ def test_gan_state_saved_and_restored(tmp_path):
         assert torch.equal(da.dis(x), db.dis(x))
     da.dis.train(), db.dis.train()
     assert db.optimizer.param_groups[0]['lr'] == pytest.approx(0.5 * args.lr)
-    assert db.epochs == 1 and torch.equal(da.log, db.log)
+    assert db.scheduler.last_epoch == 1 and torch.equal(da.log, db.log)
     sa, sb = da.optimizer.state_dict()['state'], db.optimizer.state_dict()['state']
     assert sa.keys() == sb.keys() and all(torch.equal(sa[i]['exp_avg'], sb[i]['exp_avg']) for i in sa)
     # the same next update
     sr = (gen(lr) * 255).detach()
-    da(sr, hr), db(sr, hr)
+    for d in (da, db):
+        d.step_discriminator(sr, hr)
+        d.commit()
     for p, q in zip(da.dis.parameters(), db.dis.parameters()):
         assert torch.equal(p, q)
+
+
+def test_a_skipped_generator_batch_leaves_the_discriminator_unchanged(tmp_path):
+    """Trainer.step: the discriminator's steps of a batch that the generator
+    skips (a non-finite loss) are undone: weights, buffers, optimizer state
+    and its log are as before; a taken batch keeps them."""
+    import data
+    import model
+    from trainer import Trainer
+    args = option.parse_args(['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2',
+                              '--data_train', 'Sample', '--data_test', 'Sample', '--patch_size', '24',
+                              '--batch_size', '2', '--test_every', '2', '--loss', '1*L1+0.1*GAN', '--n_threads', '0',
+                              '--cpu', '--dir_cache', str(tmp_path / 'cache'), '--save', 'x'])
+    ckp = utility.checkpoint(args, root=tmp_path)
+    torch.manual_seed(0)
+    t = Trainer(args, data.Data(args), model.Model(args, ckp), Loss(args, ckp), ckp)
+    adv = t.loss.loss_module[1]
+    t.loss.start_log()
+    lr, hr = torch.rand(2, 3, 12, 12) * 255, torch.rand(2, 3, 24, 24) * 255
+    assert t.step(lr, hr, 0, ['a', 'b'])
+
+    def d_state():
+        return ({k: v.clone() for k, v in adv.dis.state_dict().items()},
+                str(adv.optimizer.state_dict()['param_groups']),
+                {i: {k: v.clone() for k, v in s.items()} for i, s in adv.optimizer.state_dict()['state'].items()},
+                adv.log.clone(), t.loss.log.clone())
+    before = d_state()
+    bad = lr.clone()
+    bad[0, 0, 0, 0] = float('nan')
+    assert not t.step(bad, hr, 0, ['nan1', 'nan2'])
+    after = d_state()
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])   # weights and BN statistics
+    assert before[1] == after[1]
+    assert all(torch.equal(before[2][i][k], after[2][i][k]) for i in before[2] for k in before[2][i])
+    assert torch.equal(before[3], after[3]) and torch.equal(before[4], after[4])
+    assert t.step(lr, hr, 0, ['c', 'd'])                                   # a taken batch moves it
+    assert not all(torch.equal(v, adv.dis.state_dict()[k]) for k, v in before[0].items())
+    assert adv.log[-1, 2] == 2
+    ckp.done()
 
 
 # ---- end to end -------------------------------------------------------------
@@ -168,11 +221,11 @@ def test_main_gan_train_then_resume(tmp_path):
         os.chdir(SRC)
         assert main.main(base + ['--epochs', '1', '--save', name, '--reset']) == 0
         assert (exp / 'loss_D_GAN.png').exists()
-        st1 = torch.load(exp / 'state.pt', weights_only=False)['loss']
+        st1 = torch.load(exp / 'state.pt', weights_only=True)['loss']
         assert main.main(base + ['--epochs', '2', '--load', name, '--resume', '-1']) == 0
-        st2 = torch.load(exp / 'state.pt', weights_only=False)['loss']
+        st2 = torch.load(exp / 'state.pt', weights_only=True)['loss']
         key = next(k for k in st1 if k.endswith('_extra_state'))
-        assert st1[key]['epochs'] == 1 and st2[key]['epochs'] == 2
+        assert st1[key]['scheduler']['last_epoch'] == 1 and st2[key]['scheduler']['last_epoch'] == 2
         assert torch.equal(st2[key]['log'][0], st1[key]['log'][0]) and len(st2[key]['log']) == 2
         assert st2[key]['optimizer']['state'][0]['step'] == 2 * st1[key]['optimizer']['state'][0]['step']
         log = (exp / 'log.txt').read_text()

@@ -12,9 +12,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 import model  # noqa: E402
+from model import weights  # noqa: E402
 from conftest import StubCkp  # noqa: E402
 import option  # noqa: E402
-import utility  # noqa: E402
+import errors  # noqa: E402
 
 # a tiny x2 EDSR: receptive radius 6 LR px (head, 2 convs of the block, body end,
 # upsampler conv, and the last conv at x2), so --chop_overlap 6 tiles exactly
@@ -100,7 +101,7 @@ def test_out_of_memory_gives_up_in_one_line():
     ckp = Ckp()
     m = build(*TINY, *CHOP, ckp=ckp)
     fail_above(m, 100)  # 30 and 15 fail; 7 would not exceed twice the overlap
-    with pytest.raises(utility.SRLabError) as e, torch.no_grad():
+    with pytest.raises(errors.SRLabError) as e, torch.no_grad():
         m(torch.rand(1, 3, 40, 60))
     assert str(e.value) == ('out of memory on a 1x3x40x60 input on cpu, even in --chop tiles of 15 '
                             '(the smallest tile with --chop_overlap 6 is 13)')
@@ -127,7 +128,7 @@ def save(state, path):
 
 def test_strict_false_matching_nothing_stops(tmp_path):
     path = save({'foo.weight': torch.zeros(3, 3)}, tmp_path / 'other.pt')
-    with pytest.raises(utility.SRLabError) as e:
+    with pytest.raises(errors.SRLabError) as e:
         build(*TINY, '--pre_train', path, '--pre_train_strict', 'false')
     msg = str(e.value)
     assert '\n' not in msg and '--pre_train_strict false' in msg and path in msg and 'matches 0/' in msg
@@ -137,7 +138,7 @@ def test_strict_false_without_body_stops(tmp_path):
     src = build(*TINY).state_dict()
     only = {k: v for k, v in src.items() if k.startswith(('tail.', 'sub_mean.', 'add_mean.'))}
     path = save(only, tmp_path / 'tails.pt')
-    with pytest.raises(utility.SRLabError) as e:
+    with pytest.raises(errors.SRLabError) as e:
         build(*TINY, '--pre_train', path, '--pre_train_strict', 'false')
     msg = str(e.value)
     assert '\n' not in msg and '--pre_train_strict false' in msg and 'none of its body' in msg
@@ -196,8 +197,8 @@ def test_loading_under_other_flags_warns_once(tmp_path):
 def test_data_parallel_names_keep_flags():
     sd = OrderedDict(('module.' + k, v) for k, v in build(*TINY).state_dict().items())
     sd._metadata = OrderedDict(srlab={'rgb_range': 1})
-    state, layout = model.unwrap_state(sd)
-    assert layout == 'plain' and 'head.0.weight' in state and model.saved_flags(state) == {'rgb_range': 1}
+    state, layout = weights.unwrap_state(sd)
+    assert layout == 'plain' and 'head.0.weight' in state and weights.saved_flags(state) == {'rgb_range': 1}
 
 
 # ---- --template VDSR ---------------------------------------------------------

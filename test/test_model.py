@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 import model  # noqa: E402
 import option  # noqa: E402
-import utility  # noqa: E402
+import errors  # noqa: E402
 from conftest import StubCkp, SRC  # noqa: E402
 from data.imresize import imresize  # noqa: E402
 from model.common import count_parameters  # noqa: E402
@@ -367,13 +367,71 @@ def test_chop_lowers_peak_memory():
 
 # ---- wrapper errors ------------------------------------------------------
 def test_pre_train_errors_are_srlab_errors(tmp_path):
-    with pytest.raises(utility.SRLabError, match='--pre_train: file not found'):
+    with pytest.raises(errors.SRLabError, match='--pre_train: file not found'):
         build('--model', 'EDSR', '--scale', '2', '--pre_train', str(tmp_path / 'missing.pt'))
     (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint')
-    with pytest.raises(utility.SRLabError, match='junk.pt'):
+    with pytest.raises(errors.SRLabError, match='junk.pt'):
         build('--model', 'EDSR', '--scale', '2', '--pre_train', str(tmp_path / 'junk.pt'))
     sd = random_state(edsr_shapes(16, 64, 2))
     del sd['body.3.body.0.weight']
     torch.save(sd, tmp_path / 'partial.pt')
-    with pytest.raises(utility.SRLabError, match=r'body\.3\.body\.0\.weight'):
+    with pytest.raises(errors.SRLabError, match=r'body\.3\.body\.0\.weight'):
         build('--model', 'EDSR', '--scale', '2', '--pre_train', str(tmp_path / 'partial.pt'))
+
+
+# ---- networks from Python ------------------------------------------------------
+def test_create_model_builds_from_keywords_and_loads_a_run_file(tmp_path):
+    net = model.create_model('EDSR', scale=(2,), n_resblocks=16, n_feats=64)
+    assert count_parameters(net) == 1_369_859
+    # a file saved by main.py's wrapper (its export, with the run's flags) loads through pretrained=
+    m = build('--model', 'EDSR', '--scale', '2', '--n_resblocks', '2', '--n_feats', '8')
+    m.export(str(tmp_path), epoch=1)
+    lines = []
+    torch.manual_seed(7)
+    loaded = model.create_model('EDSR', scale=(2,), n_resblocks=2, n_feats=8,
+                                pretrained=str(tmp_path / 'model_latest.pt'), log=lines.append)
+    for k, v in m.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    assert lines == [f'Loaded {len(m.state_dict())}/{len(m.state_dict())} tensors from {tmp_path / "model_latest.pt"}']
+    # the same strict loading as --pre_train: other sizes are refused in one line
+    with pytest.raises(errors.SRLabError, match='does not fit --model EDSR') as e:
+        model.create_model('EDSR', scale=(2,), n_resblocks=3, n_feats=8, pretrained=str(tmp_path / 'model_latest.pt'),
+                           log=lines.append)
+    assert '\n' not in str(e.value)
+
+
+def test_command_line_and_python_build_the_same_network():
+    """Every network: a flag not given takes the constructor's default, so
+    `--model NAME --scale 4` and create_model(NAME, scale=(4,)) are the same
+    network (counted on the meta device: no memory, no compute)."""
+    from model import flags
+    from registry import MODELS
+    for name in MODELS.names():
+        cls = MODELS.get(name)
+        d = flags.defaults(cls)
+        assert d.get('n_colors', 3) == 3 and d.get('rgb_range', 255) == 255, name
+        args = make_args('--model', name, '--scale', '4')
+        with torch.device('meta'):
+            cli, meta = model.build_network(args)
+            py = model.create_model(name, scale=(4,))
+        assert [(k, v.shape) for k, v in cli.state_dict().items()] == \
+               [(k, v.shape) for k, v in py.state_dict().items()], name
+        assert meta['model'] == name and meta['scale'] == [4]
+        assert set(meta) == set(flags.ALWAYS) | {f for f, (fl, _) in flags.declared(cls).items() if fl.record}
+
+
+def test_rcan_without_its_template_is_the_paper_network():
+    with torch.device('meta'):
+        net, _ = model.build_network(make_args('--model', 'RCAN', '--scale', '2'))
+    assert count_parameters(net) == 15_444_643
+
+
+def test_templates_and_released_files_come_from_the_network_files():
+    import template
+    from model import released
+    from registry import MODELS
+    nets = template.networks()
+    assert nets['EDSR_paper'][0] == 'EDSR' and nets['RCAN'][0] == 'RCAN' and nets['SwinIR_light'][0] == 'SwinIR'
+    assert set(template.names()) >= {'quick', 'GAN', 'ESRGAN', 'EDSR_baseline', 'MDSR', 'VDSR', 'RDN', 'DDBPN'}
+    assert {r.file for r in released.rows('edsr')} >= {'edsr_baseline_x2-1bc95232.pt', 'edsr_x4-4f62e9ef.pt'}
+    assert released.rows('MDSR') == MODELS.get('MDSR').released and released.rows('RDN') == ()

@@ -115,3 +115,16 @@ def test_template_sets_defaults_only():
     assert a.model.lower() == 'mdsr' and a.scale == [3]
     a = option.parse_args(['--template', 'EDSR_baseline'])
     assert (a.n_resblocks, a.n_feats, a.res_scale) == (16, 64, 1)
+
+
+def test_network_flags_take_the_networks_defaults_and_unused_ones_are_ignored_with_a_warning(capsys):
+    """A network flag not given takes --model's own default (RCAN: 20 blocks per group, the
+    paper's; EDSR: 16); one that --model does not declare is ignored with one warning line."""
+    base = ['--test_only', '--data_test', 'Demo', '--cpu']
+    assert option.parse_args(['--model', 'RCAN'] + base).n_resblocks == 20
+    assert option.parse_args(['--model', 'EDSR'] + base).n_resblocks == 16
+    capsys.readouterr()
+    args = option.parse_args(['--model', 'RDN', '--n_feats', '32', '--G0', '16'] + base)
+    assert args.G0 == 16 and args.n_feats is None and args.act is None
+    err = capsys.readouterr().err
+    assert err.splitlines() == ['main.py: warning: --n_feats not used by --model RDN (ignored)']

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))
 
 import option  # noqa: E402
 from model import common  # noqa: E402
-from registry import MODELS  # noqa: E402
+from model import build_network  # noqa: E402
 
 SCALES = list(range(2, 9))
 TINY = {
@@ -38,7 +38,7 @@ def build(argv, scales, seed=0):
                                            '--data_test', 'Set5', '--dir_data', DATA])
     assert args.scale == list(scales)
     torch.manual_seed(seed)
-    return MODELS.get(args.model)(args).eval()
+    return build_network(args)[0].eval()
 
 
 def lr_batch(h=10, w=12):

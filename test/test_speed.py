@@ -1,6 +1,6 @@
 """Speed and scale: torchrun DDP equals one process, EMA (closed form, saved,
 tested, resumed), --amp/--channels_last/--compile against fp32 eager, the
---compile fallback, and src/benchmark.py."""
+--compile fallback, and src/speed.py."""
 import json
 import os
 import subprocess
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import REPO, SRC, run_cli
+from conftest import REPO, SRC, run_cli, run_main
 
 import loss as loss_mod  # noqa: E402
 import model as model_mod  # noqa: E402
@@ -46,7 +46,12 @@ TORCHRUN = ('-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2')
 
 
 def run(argv, torchrun=False):
-    p = run_cli(argv, timeout=300, env={'OMP_NUM_THREADS': '1'}, launcher=TORCHRUN if torchrun else ())
+    """main.py under torchrun (2 processes), else in this process."""
+    if not torchrun:
+        code, out, err = run_main(argv)
+        assert code == 0, err[-3000:]
+        return types.SimpleNamespace(returncode=code, stdout=out, stderr=err)
+    p = run_cli(argv, timeout=300, env={'OMP_NUM_THREADS': '1'}, launcher=TORCHRUN)
     assert p.returncode == 0, p.stderr[-3000:]
     return p
 
@@ -85,7 +90,7 @@ def test_torchrun_two_ranks_equal_one_process_and_resume(tmp_path, exp_name):
     for e in (1, 2):
         diff = max_diff(weights(d1 / 'model' / f'model_{e}.pt'), weights(d2 / 'model' / f'model_{e}.pt'))
         assert diff < 1e-5, f'epoch {e}: weights differ by {diff}'
-    s1, s2 = (torch.load(d / 'state.pt', weights_only=False) for d in (d1, d2))
+    s1, s2 = (torch.load(d / 'state.pt', weights_only=True) for d in (d1, d2))
     assert s2['psnr_log'].shape == s1['psnr_log'].shape
     assert torch.allclose(s1['loss_log'], s2['loss_log'], rtol=1e-4), (s1['loss_log'], s2['loss_log'])
     assert torch.allclose(s1['psnr_log'], s2['psnr_log'], atol=1e-4), (s1['psnr_log'], s2['psnr_log'])
@@ -146,7 +151,7 @@ def test_ema_saved_tested_and_restored_on_resume(tmp_path, exp_name):
     da, db = REPO / 'experiment' / a / 'model', REPO / 'experiment' / b / 'model'
     ema = weights(da / 'model_latest_ema.pt')
     assert max_diff(ema, weights(da / 'model_latest.pt')) > 1e-4  # really an average, not the weights
-    assert max_diff(ema, torch.load(da.parent / 'state.pt', weights_only=False)['ema']) == 0
+    assert max_diff(ema, torch.load(da.parent / 'state.pt', weights_only=True)['ema']) == 0
     assert max_diff(ema, weights(db / 'model_latest_ema.pt')) < 1e-6  # resume restored the average
     # the PSNR logged in training is that of the EMA weights
     trained = json.loads((da.parent / 'results.json').read_text())
@@ -256,10 +261,10 @@ def test_compile_falls_back_to_eager_with_a_message(tmp_path, fp32, monkeypatch)
     assert torch.equal(sr, fp32[0]) and torch.allclose(update, fp32[1], atol=1e-6)
 
 
-# ---- benchmark -------------------------------------------------------------------
+# ---- speed.py --------------------------------------------------------------------
 def test_benchmark_smoke_prints_table_and_json(tmp_path):
     out = tmp_path / 'bench.json'
-    p = subprocess.run([sys.executable, 'benchmark.py', '--smoke', '--n_threads', '2', '--json', str(out)], cwd=SRC,
+    p = subprocess.run([sys.executable, 'speed.py', '--smoke', '--n_threads', '2', '--json', str(out)], cwd=SRC,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     for head in ('loader', 'patches/s', 'option', 'it/s', 'x eager', 'infer MP/s'):

@@ -2,6 +2,7 @@
 resume, torchrun), one owner of state.pt, one registry, short functions."""
 import ast
 import copy
+import re
 import subprocess
 import sys
 
@@ -60,11 +61,108 @@ def functions(path):
             yield node.name, node.end_lineno - node.lineno + 1
 
 
-def test_functions_fit_on_a_screen_and_trainer_is_small():
+def classes(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ClassDef):
+            yield node.name, node.end_lineno - node.lineno + 1
+
+
+def test_functions_fit_on_a_screen_classes_are_short_and_trainer_is_small():
     long = [f'{p.relative_to(SRC)}:{name} ({n} lines)' for p in sorted(SRC.rglob('*.py'))
             for name, n in functions(p) if n > 60 and name != 'build_parser']  # the table of flags
     assert not long, long
-    assert len((SRC / 'trainer.py').read_text().splitlines()) <= 200
+    big = [f'{p.relative_to(SRC)}:{name} ({n} lines)' for p in sorted(SRC.rglob('*.py'))
+           for name, n in classes(p) if n > 250]
+    assert not big, big
+    assert len((SRC / "trainer.py").read_text().splitlines()) <= 200
+    assert len((SRC / 'model' / '__init__.py').read_text().splitlines()) <= 170  # the wrapper
+
+
+# ---- imports ---------------------------------------------------------------------
+def src_modules():
+    """{dotted name: path} of every module of src/ (a package by its __init__.py)."""
+    out = {}
+    for p in SRC.rglob('*.py'):
+        parts = list(p.relative_to(SRC).with_suffix('').parts)
+        if parts[-1] == '__init__':
+            parts = parts[:-1]
+        out['.'.join(parts)] = p
+    return out
+
+
+def imported(path, name, mods):
+    """The src/ modules that `path` imports anywhere (module level and inside
+    functions). `from pkg import x` counts as importing pkg.x when that is a
+    module, else pkg; `import a.b.c` as the longest prefix that is a module."""
+    pkg = name if path.name == '__init__.py' else name.rpartition('.')[0]
+
+    def longest(dotted):
+        while dotted and dotted not in mods:
+            dotted = dotted.rpartition('.')[0]
+        return dotted
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from filter(None, (longest(a.name) for a in node.names))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:  # relative: from . import x, from ..a import b
+                up = pkg.split('.')[:len(pkg.split('.')) - node.level + 1]
+                base = '.'.join(up + ([base] if base else []))
+            for a in node.names:
+                full = f'{base}.{a.name}' if base else a.name
+                found = full if full in mods else longest(base)
+                if found:
+                    yield found
+
+
+def cycles(graph):
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+                on.discard(comp[-1])
+            if len(comp) > 1:
+                out.append(sorted(comp))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles_in_src():
+    mods = src_modules()
+    graph = {m: sorted(set(imported(p, m, mods)) - {m}) for m, p in mods.items()}
+    assert 'utility' in graph['main'] and 'model.flags' in graph['option']  # the walk sees imports
+    assert 'data' in graph['main']  # ... also inside functions
+    found = cycles(graph)
+    assert not found, [' -> '.join(c) for c in found]
+    # the walk finds a cycle when there is one
+    assert cycles({'a': ['b'], 'b': ['c'], 'c': ['a'], 'd': ['a']}) == [['a', 'b', 'c']]
+
+
+def test_network_files_take_plain_arguments():
+    """No network file reads `args`; state.py keeps no list of network flags."""
+    nets = [p for p in (SRC / 'model').glob('*.py') if '@MODELS.register' in p.read_text()]
+    assert len(nets) >= 9
+    readers = [p.name for p in nets if re.search(r'\bargs\b', p.read_text())]
+    assert not readers, readers
+    import state
+    from model import flags
+    declared = {f for n in flags.MODELS.names() for f in flags.declared(flags.MODELS.get(n))}
+    assert declared and not set(state.IDENTITY) & (declared - {'imresize_border'})
 
 
 def test_registry_lists_components_and_ignores_helper_modules(tmp_path):

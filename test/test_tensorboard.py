@@ -21,7 +21,7 @@ def test_event_files_hold_the_logged_scalars_and_crops(tmp_path, exp_name, capsy
     assert code == 0, err
     d = REPO / 'experiment' / save
     ea = EventAccumulator(str(d / 'tb'), size_guidance={'images': 0}).Reload()
-    st = torch.load(d / 'state.pt', weights_only=False)
+    st = torch.load(d / 'state.pt', weights_only=True)
 
     def values(tag):
         return [e.value for e in ea.Scalars(tag)], [e.step for e in ea.Scalars(tag)]

@@ -1,6 +1,5 @@
 """Training: MSDataLoader, Loss, Trainer steps, skips, resume, data errors."""
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,9 +29,9 @@ def tiny(cache, *extra):
 
 
 def run_main(argv):
-    """main.py in a subprocess: (returncode, stdout, stderr)."""
-    p = subprocess.run([sys.executable, 'main.py', *argv], cwd=SRC, capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
+    """main.py in this process: (exit code, stdout, stderr)."""
+    import conftest
+    return conftest.run_main(argv)
 
 
 def error_lines(stderr):
@@ -170,12 +169,12 @@ def test_skip_threshold_skips_outliers_and_nonfinite(cache, tmp_path):
 
 
 def test_max_skips_stops_with_clear_error(cache, tmp_path):
-    import utility
+    import errors
     t = make_trainer(cache, tmp_path, '--max_skips', '2', '--scale', '2')
     t.loss.start_log()
     lr = torch.full((1, 3, 12, 12), float('nan'))
     assert not t.step(lr, torch.zeros(1, 3, 24, 24), 0, ['n'])
-    with pytest.raises(utility.SRLabError, match='max_skips'):
+    with pytest.raises(errors.SRLabError, match='max_skips'):
         t.step(lr, torch.zeros(1, 3, 24, 24), 0, ['n'])
 
 
@@ -235,12 +234,49 @@ def test_resume_at_epoch_boundary_equals_uninterrupted_run(cache, exp_name):
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0), k
-    sa = torch.load(REPO / 'experiment' / a / 'state.pt', weights_only=False)
-    sb = torch.load(REPO / 'experiment' / b / 'state.pt', weights_only=False)
+    sa = torch.load(REPO / 'experiment' / a / 'state.pt', weights_only=True)
+    sb = torch.load(REPO / 'experiment' / b / 'state.pt', weights_only=True)
     assert sa['optimizer']['param_groups'][0]['lr'] == sb['optimizer']['param_groups'][0]['lr'] == pytest.approx(2.5e-4)
     assert torch.allclose(sa['loss_log'], sb['loss_log'], atol=1e-4)
     assert sa['psnr_log'].shape == sb['psnr_log'].shape == (3, 1, 3)
     assert torch.allclose(sa['psnr_log'], sb['psnr_log'], atol=1e-4)
+
+
+def test_state_is_read_without_running_code_and_older_states_resume(cache, exp_name, tmp_path, capsys):
+    """state.pt loads with weights_only=True: RNG states are tensors and plain
+    types. A state written before that (numpy's RNG state as a tuple holding
+    an array) still resumes; a state.pt whose unpickling would run code is
+    refused without running it."""
+    import os
+    import conftest
+    import state
+    name = exp_name('state')
+    path = REPO / 'experiment' / name / 'state.pt'
+    assert conftest.run_main(tiny(cache, '--epochs', '1', '--save', name), capsys)[0] == 0
+    st = torch.load(path, weights_only=True)
+    st.pop('checksum')
+    n = st['rng']['numpy']
+    assert isinstance(n, dict) and n['keys'].dtype == torch.int64
+    st['rng']['numpy'] = (n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss'])
+    st['checksum'] = state.checksum(st)
+    torch.save(st, path)
+    with pytest.raises(Exception, match='Unsupported global'):
+        torch.load(path, weights_only=True)
+    code, out, err = conftest.run_main(tiny(cache, '--epochs', '2', '--load', name, '--resume', '-1'), capsys)
+    assert code == 0, err
+    assert 'Resumed from' in out and 'continuing at epoch 2' in out
+
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f'touch {marker}',)
+    for f in (path, path.with_name('state.pt.prev')):
+        torch.save({'epoch': Payload()}, f)
+    code, out, err = conftest.run_main(tiny(cache, '--epochs', '3', '--load', name, '--resume', '-1'), capsys)
+    lines = conftest.error_lines(err)
+    assert code == 1 and not marker.exists()
+    assert len(lines) == 1 and 'state.pt is not readable' in lines[0] and 'no complete state is left' in lines[0], lines
 
 
 def test_pretrained_model_reproduces_logged_psnr(cache, exp_name):

@@ -21,7 +21,7 @@ class Benchmark(srdata.SRData):
         lr = f'LR_{Degradation.from_args(args).folder}'
         self.dir_lr = os.path.join(root, lr)
         self.layout = f'{root}/HR/<image>.png (optional {lr}/X<s>/<image>x<s>.png)'
-        super().__init__(args, name, train=train, benchmark=True, budget=budget)
+        super().__init__(args, name, train=train, budget=budget)
 
     def _scan(self):
         return srdata.scan_folder(self.dir_hr, self.dir_lr, self.scale)

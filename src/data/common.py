@@ -110,6 +110,12 @@ def augment(arrays, rng):
     return [_aug(a) for a in arrays]
 
 
+def tensor2np(t, rgb_range):
+    """CxHxW tensor on 0..rgb_range -> HxWxC uint8 array (HxW for one channel): the inverse of np2tensor."""
+    a = t.detach().float().mul(255 / rgb_range).clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return a[..., 0] if a.shape[2] == 1 else a
+
+
 def np2tensor(img, rgb_range):
     """HxWxC uint8 -> CxHxW float32 on 0..rgb_range."""
     import torch  # here, so that evaluate.py reads images without loading torch

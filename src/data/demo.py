@@ -17,7 +17,6 @@ def make_dataset(args, name='Demo', train=False, budget=None):
 
 
 class Demo(Dataset):
-    benchmark = False
     shave_extra = 0
 
     def __init__(self, args, name='Demo'):

@@ -55,6 +55,54 @@ def _write_npy(path, arr):
     os.replace(tmp, path)
 
 
+def npy_intact(path):
+    """True when the .npy file at `path` can be read and its size matches its header."""
+    try:
+        with open(path, 'rb') as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            return os.fstat(f.fileno()).st_size == f.tell() + int(np.prod(shape)) * dtype.itemsize
+    except Exception:  # OSError; ValueError, SyntaxError, ... from a damaged header
+        return False
+
+
+def parallel(fn, jobs, desc, n_threads):
+    """fn(job) for every job on max(1, n_threads) threads, with a progress
+    bar on a terminal; [(job, DataError or None)] in the order of `jobs`.
+    Any other exception is raised."""
+    if not jobs:
+        return []
+    errors = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, unit='img', leave=False, disable=None)
+    n = min(max(1, n_threads), len(jobs))
+    try:
+        if n == 1:
+            for k, job in enumerate(jobs):
+                try:
+                    fn(job)
+                except DataError as e:
+                    errors[k] = e
+                bar.update()
+        else:
+            with ThreadPoolExecutor(n, thread_name_prefix='srdata') as pool:
+                futures = {pool.submit(fn, job): k for k, job in enumerate(jobs)}
+                try:
+                    for f in as_completed(futures):
+                        e = f.exception()
+                        if e is not None and not isinstance(e, DataError):
+                            raise e
+                        errors[futures[f]] = e
+                        bar.update()
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+    finally:
+        bar.close()
+    return list(zip(jobs, errors))
+
+
 class MemBudget:
     """The bytes of decoded images that may be held in RAM: --cache_mem GiB,
     split across the torchrun ranks of a node (LOCAL_WORLD_SIZE)."""
@@ -69,13 +117,12 @@ class SRData(Dataset):
     layout = ''
     shave_extra = 0  # pixels shaved beyond the scale when scoring (DIV2K: 6, as EDSR)
 
-    def __init__(self, args, name='', train=True, benchmark=False, budget=None):
+    def __init__(self, args, name='', train=True, budget=None):
         """`budget`: the MemBudget shared with the other datasets of the run
         (a fresh one of its own when None)."""
         self.args = args
         self.name = name
         self.train = train
-        self.benchmark = benchmark
         self.scale = list(args.scale)
         self.idx_scale = 0
         self.degradation = Degradation.from_args(args)
@@ -115,16 +162,11 @@ class SRData(Dataset):
         return os.path.join(self.cache_dir, f'bin_c{self.args.n_colors}', kind, os.path.basename(path) + '.npy')
 
     def _prepare(self, entries, budget):
-        c = self.args.n_colors
         todo = [(hr, s) for hr, lrs in entries for s in self.scale if not lrs.get(s)]
         todo = [(hr, s) for hr, s in todo if self._stale(self._lr_cache_path(hr, s), hr)]
         bad = set()
 
-        def make_lr(job):
-            hr, s = job
-            img = common.modcrop(common.read_image(hr, c), s)
-            _write_png(self._lr_cache_path(hr, s), self.degradation.make(img, s))
-        for (hr, s), err in self._parallel(make_lr, todo, f'{self.name}: making {self.degradation.name} LR'):
+        for (hr, s), err in self._parallel(lambda job: self._make_lr(*job), todo, f'{self.name}: making {self.degradation.name} LR'):
             if err is not None:
                 self._bad(err, bad, hr)
         self.images_hr, self.images_lr = [], [[] for _ in self.scale]
@@ -149,40 +191,13 @@ class SRData(Dataset):
         if self.ext == 'sep':
             self._hold_arrays(budget)
 
+    def _make_lr(self, hr, s):
+        """The cached LR image of `hr` at scale s, made from it."""
+        img = common.modcrop(common.read_image(hr, self.args.n_colors), s)
+        _write_png(self._lr_cache_path(hr, s), self.degradation.make(img, s))
+
     def _parallel(self, fn, jobs, desc):
-        """fn(job) for every job on max(1, --n_threads) threads, with a progress
-        bar on a terminal; [(job, DataError or None)] in the order of `jobs`.
-        Any other exception is raised."""
-        if not jobs:
-            return []
-        errors = [None] * len(jobs)
-        bar = tqdm(total=len(jobs), desc=desc, unit='img', leave=False, disable=None)
-        n = min(max(1, self.args.n_threads), len(jobs))
-        try:
-            if n == 1:
-                for k, job in enumerate(jobs):
-                    try:
-                        fn(job)
-                    except DataError as e:
-                        errors[k] = e
-                    bar.update()
-            else:
-                with ThreadPoolExecutor(n, thread_name_prefix='srdata') as pool:
-                    futures = {pool.submit(fn, job): k for k, job in enumerate(jobs)}
-                    try:
-                        for f in as_completed(futures):
-                            e = f.exception()
-                            if e is not None and not isinstance(e, DataError):
-                                raise e
-                            errors[futures[f]] = e
-                            bar.update()
-                    except BaseException:
-                        for f in futures:
-                            f.cancel()
-                        raise
-        finally:
-            bar.close()
-        return list(zip(jobs, errors))
+        return parallel(fn, jobs, desc, self.args.n_threads)
 
     def _bad(self, err, bad, hr):
         """A bad file: skipped with a warning when training, an error in a test set."""
@@ -192,21 +207,39 @@ class SRData(Dataset):
         bad.add(hr)
 
     def _build_bins(self, bad):
-        c = self.args.n_colors
+        """The .npy cache of every image; an entry that is stale, or damaged
+        (unreadable, or its size does not match its header), is (re)built."""
         jobs = []
         for i, hr in enumerate(self.images_hr):
-            pairs = [(hr, 'HR')] + [(self.images_lr[si][i], self._kind(s)) for si, s in enumerate(self.scale)]
-            for src, kind in pairs:
+            if hr in bad:
+                continue
+            pairs = [(hr, 'HR', None)] + [(self.images_lr[si][i], self._kind(s), s) for si, s in enumerate(self.scale)]
+            for src, kind, s in pairs:
                 dst = self._npy_path(src, kind)
-                if self._stale(dst, src) and hr not in bad:
-                    jobs.append((hr, src, dst))
+                if self._stale(dst, src):
+                    jobs.append((hr, src, dst, s))
+                elif not npy_intact(dst):
+                    warnings.warn(f'{dst}: damaged cache entry (unreadable, or its size does not match its '
+                                  f'header); rebuilding it from {src}', stacklevel=2)
+                    jobs.append((hr, src, dst, s))
 
         def cache(job):
-            _, src, dst = job
-            _write_npy(dst, common.read_image(src, c))
-        for (hr, _, _), err in self._parallel(cache, jobs, f'{self.name}: caching decoded images'):
+            hr, src, dst, s = job
+            _write_npy(dst, self._read_source(hr, src, s))
+        for (hr, _, _, _), err in self._parallel(cache, jobs, f'{self.name}: caching decoded images'):
             if err is not None:
                 self._bad(err, bad, hr)
+
+    def _read_source(self, hr, src, s):
+        """The image `src`; an LR image that srlab cached and cannot read is made again from `hr`."""
+        try:
+            return common.read_image(src, self.args.n_colors)
+        except DataError:
+            if s is None or src != self._lr_cache_path(hr, s):
+                raise
+        warnings.warn(f'{src}: damaged cache entry (unreadable); rebuilding it from {hr}', stacklevel=2)
+        self._make_lr(hr, s)
+        return common.read_image(src, self.args.n_colors)
 
     def _hold_arrays(self, budget):
         """Load the cached arrays into RAM, image by image (HR with its LR

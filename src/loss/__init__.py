@@ -6,10 +6,12 @@ values are logged per epoch (loss_log.pt) and plotted (loss_<term>.pdf/.png).
 A batch's values enter the log when it is computed; the trainer then
 commits the batch or rejects it (a skipped batch), which takes them out.
 
-Optional hooks a term may define (the adversarial terms do): start_log() and
-end_log() at the start/end of an epoch, display() -> str for the progress
-line, summary() -> str for log.txt at the end of an epoch, plot(apath) for
-extra plots. What a term must keep across --resume belongs in its own
+Optional hooks a term may define (the adversarial terms do):
+step_discriminator(sr, hr) before the loss of each training batch (the SR
+batch detached), commit() / reject() once the batch is taken / skipped,
+start_log() and end_log() at the start/end of an epoch, display() -> str for
+the progress line, summary() -> str for log.txt at the end of an epoch,
+plot(apath) for extra plots. What a term must keep across --resume belongs in its own
 state_dict (e.g. get_extra_state/set_extra_state).
 """
 import os
@@ -19,7 +21,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import utility
+import atomic
+from errors import SRLabError
+from plot import save_plot
 from registry import LOSSES
 
 
@@ -87,15 +91,25 @@ class Loss(nn.Module):
     def hooks(self, name):
         return [getattr(fn, name) for fn in self.loss_module if hasattr(fn, name)]
 
+    def step_discriminators(self, sr, hr):
+        """The discriminator steps of the adversarial terms on the SR batch
+        (detached here), tentative until commit() or reject()."""
+        for hook in self.hooks('step_discriminator'):
+            hook(sr.detach(), hr)
+
     def commit(self):
-        """The last batch was used: its values stay in the log."""
+        """The last batch was used: its values stay in the log, the discriminators' steps stand."""
         self.before = None
+        for hook in self.hooks('commit'):
+            hook()
 
     def reject(self):
-        """The last batch was skipped: its values leave the log."""
+        """The last batch was skipped: its values leave the log, the discriminators' steps are undone."""
         if self.before is not None:
             self.log[-1] = self.before
             self.before = None
+        for hook in self.hooks('reject'):
+            hook()
 
     def start_log(self):
         self.log = torch.cat((self.log, torch.zeros(1, len(self.loss))))
@@ -132,23 +146,13 @@ class Loss(nn.Module):
                        + [hook() for hook in self.hooks('display')])
 
     def plot_loss(self, apath, epoch):
+        """loss_<term>.pdf/.png: each term's mean per epoch (and the terms' own plots)."""
         if len(self.log) == 0:
             return
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
         axis = np.arange(1, len(self.log) + 1)
         for i, item in enumerate(self.loss):
-            fig = plt.figure()
-            plt.title(f"{item['type']} Loss")
-            plt.plot(axis, self.log[:, i].numpy(), label=item['type'])
-            plt.legend()
-            plt.xlabel('Epochs')
-            plt.ylabel('Loss')
-            plt.grid(True)
-            plt.savefig(os.path.join(apath, f"loss_{item['type']}.pdf"))
-            plt.savefig(os.path.join(apath, f"loss_{item['type']}.png"))
-            plt.close(fig)
+            lines = {item['type']: (axis, self.log[:, i].numpy())}
+            save_plot(os.path.join(apath, f"loss_{item['type']}"), [('Loss', lines, {})], f"{item['type']} Loss")
         for hook in self.hooks('plot'):
             hook(apath)
 
@@ -157,7 +161,7 @@ class Loss(nn.Module):
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         except (RuntimeError, ValueError, KeyError) as e:
             detail = ' '.join(str(e).split())[:300]
-            raise utility.SRLabError(f'the saved loss state does not fit this --loss/--gan_arch (to train a saved '
+            raise SRLabError(f'the saved loss state does not fit this --loss/--gan_arch (to train a saved '
                                      f'model with another loss, start a new run with --pre_train): {detail}') from e
 
     def export(self, apath, epoch):
@@ -167,8 +171,8 @@ class Loss(nn.Module):
 
     def save(self, apath):
         """loss.pt and loss_log.pt."""
-        utility.atomic_save(self.state_dict(), os.path.join(apath, 'loss.pt'))
-        utility.atomic_save(self.log, os.path.join(apath, 'loss_log.pt'))
+        atomic.atomic_save(self.state_dict(), os.path.join(apath, 'loss.pt'))
+        atomic.atomic_save(self.log, os.path.join(apath, 'loss_log.pt'))
 
 
 class LossState:

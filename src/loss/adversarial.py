@@ -1,15 +1,25 @@
 """Adversarial loss terms GAN (vanilla), WGAN_GP and RGAN (relativistic
-average, ESRGAN). As in EDSR-PyTorch, the term's forward first takes --gan_k
-discriminator steps on the detached SR batch, then returns the generator loss.
-The discriminator, its optimizer and its per-epoch log are part of the term's
+average, ESRGAN).
+
+Each training step (Trainer.step) first calls step_discriminator: --gan_k
+discriminator steps on the detached SR batch, as EDSR-PyTorch orders them;
+then the term's forward gives the generator loss from the updated
+discriminator. The discriminator's steps are tentative until the generator's
+step is decided: commit() keeps them, reject() (a skipped batch) restores the
+discriminator's weights, optimizer state and log as they were before.
+The discriminator, its optimizer, its scheduler (stepper.make_scheduler: the
+generator's --decay/--gamma) and its per-epoch log are part of the term's
 state_dict, so they are saved with the run and restored by --resume -1."""
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from loss.discriminator import make_discriminator
+from plot import save_plot
 from registry import LOSSES
-from stepper import Stepper, make_optimizer
+from stepper import Stepper, make_optimizer, make_scheduler
 
 
 def bce(x, real):
@@ -35,12 +45,10 @@ class Adversarial(nn.Module):
             self.optimizer = make_optimizer(args, self.dis.parameters(), optimizer='ADAM', betas=(0.0, 0.9))
         else:
             self.optimizer = make_optimizer(args, self.dis.parameters())
-        self.stepper = Stepper(self.optimizer, self.dis)
-        self.base_lr = args.lr
-        self.decay = args.decay_epochs
-        self.gamma = args.gamma
-        self.epochs = 0                  # completed epochs (drives the lr schedule)
+        self.scheduler = make_scheduler(args, self.optimizer)
+        self.stepper = Stepper(self.optimizer, self.dis, self.scheduler)
         self.log = torch.zeros(0, 3)     # per epoch: sum of D loss, sum of D accuracy, D steps
+        self.before = None               # the discriminator's state before the last, undecided steps
 
     # ---- losses ----------------------------------------------------------
     def d_loss(self, d_fake, d_real, fake, real):
@@ -64,16 +72,21 @@ class Adversarial(nn.Module):
             return (bce(d_real - d_fake.mean(), 0) + bce(d_fake - d_real.mean(), 1)) / 2
         return -d_fake.mean()
 
-    def forward(self, fake, real):
+    def step_discriminator(self, fake, real):
+        """--gan_k discriminator steps on the (detached) SR batch `fake`;
+        tentative until commit() or reject()."""
         if len(self.log) == 0:
             self.start_log()
-        fake_d = fake.detach()
+        self.before = (self.stepper.snapshot(), self.log[-1].clone())
         for _ in range(self.gan_k):
             self.stepper.zero_grad()
-            loss_d, acc = self.d_loss(self.dis(fake_d), self.dis(real), fake_d, real)
+            loss_d, acc = self.d_loss(self.dis(fake), self.dis(real), fake, real)
             self.stepper.step(loss_d)
             self.log[-1] += torch.tensor([loss_d.item(), acc or 0.0, 1.0])
-        self.dis.requires_grad_(False)  # the generator's backward leaves D alone
+
+    def forward(self, fake, real):
+        """The generator's adversarial loss (the discriminator takes no gradient)."""
+        self.dis.requires_grad_(False)
         try:
             return self.g_loss(self.dis(fake), real)
         finally:
@@ -83,12 +96,21 @@ class Adversarial(nn.Module):
     def start_log(self):
         self.log = torch.cat((self.log, torch.zeros(1, 3)))
 
+    def commit(self):
+        """The generator took the batch: the discriminator's steps stand."""
+        self.before = None
+
+    def reject(self):
+        """The generator skipped the batch: undo the discriminator's steps."""
+        if self.before is not None:
+            snapshot, row = self.before
+            self.stepper.undo(snapshot)
+            self.log[-1] = row
+            self.before = None
+
     def end_log(self):
         """End of an epoch: the D learning rate follows --decay/--gamma like G's."""
-        self.epochs += 1
-        lr = self.base_lr * self.gamma ** sum(m <= self.epochs for m in self.decay)
-        for g in self.optimizer.param_groups:
-            g['lr'] = lr
+        self.stepper.end_epoch()
 
     def means(self):
         """Per-epoch mean D loss and accuracy (NaN where undefined)."""
@@ -106,33 +128,23 @@ class Adversarial(nn.Module):
         return f'Discriminator {self.display()} lr {self.optimizer.param_groups[0]["lr"]:.2e}'
 
     def plot(self, apath):
-        import os
-
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
+        """loss_D_<name>.pdf/.png: the discriminator's loss (and accuracy) per epoch."""
         if len(self.log) == 0:
             return
         loss, acc = (v.numpy() for v in self.means())
         axis = range(1, len(loss) + 1)
         panels = [('loss', loss)] + ([] if self.name == 'WGAN_GP' else [('accuracy', acc)])
-        fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False)
-        for ax, (label, v) in zip(axes[:, 0], panels):
-            ax.plot(axis, v, label=f'D {label}')
-            ax.set_ylabel(label)
-            ax.grid(True)
-            ax.legend()
-        axes[0, 0].set_title(f'{self.name} discriminator')
-        axes[-1, 0].set_xlabel('Epochs')
-        for ext in ('pdf', 'png'):
-            fig.savefig(os.path.join(apath, f'loss_D_{self.name}.{ext}'))
-        plt.close(fig)
+        save_plot(os.path.join(apath, f'loss_D_{self.name}'),
+                  [(label, {f'D {label}': (axis, v)}, {}) for label, v in panels], f'{self.name} discriminator')
 
     # ---- saved with the run -------------------------------------------------
     def get_extra_state(self):
-        return {'optimizer': self.optimizer.state_dict(), 'epochs': self.epochs, 'log': self.log}
+        return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(), 'log': self.log}
 
     def set_extra_state(self, state):
         self.optimizer.load_state_dict(state['optimizer'])
-        self.epochs = state['epochs']
+        if 'scheduler' in state:
+            self.scheduler.load_state_dict(state['scheduler'])
+        else:  # saved before the scheduler: its lr is in the optimizer state, the epoch count here
+            self.scheduler.last_epoch = state['epochs']
         self.log = state['log'].clone()

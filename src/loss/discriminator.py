@@ -7,7 +7,7 @@ PatchDiscriminator (--gan_arch patch): pix2pix's PatchGAN (70x70 receptive
 field), fully convolutional: one logit per location, any input size."""
 import torch.nn as nn
 
-import utility
+from errors import SRLabError
 
 
 def make_norm(c, norm):
@@ -40,7 +40,7 @@ class Discriminator(nn.Module):
 
     def forward(self, x):
         if x.shape[-2:] != (self.patch_size, self.patch_size):
-            raise utility.SRLabError(
+            raise SRLabError(
                 f'--gan_arch srgan takes {self.patch_size}x{self.patch_size} patches (--patch_size), got '
                 f'{x.shape[-2]}x{x.shape[-1]}: use a --patch_size divisible by every --scale, or --gan_arch patch')
         f = self.features(x)
@@ -70,4 +70,4 @@ def make_discriminator(args, norm='batch'):
         return PatchDiscriminator(args, norm)
     if arch == 'srgan':
         return Discriminator(args, norm)
-    raise utility.SRLabError(f"--gan_arch: unknown discriminator '{arch}' (srgan, patch)")
+    raise SRLabError(f"--gan_arch: unknown discriminator '{arch}' (srgan, patch)")

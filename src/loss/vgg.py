@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import utility
+from errors import SRLabError, error_text
 from registry import LOSSES
 
 VGG19_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
@@ -60,7 +60,7 @@ def load_vgg19(args, name):
     if path is None:
         where = (f'no file {args.vgg_weights}' if args.vgg_weights
                  else 'no weights given')
-        raise utility.SRLabError(
+        raise SRLabError(
             f"--loss {name} needs torchvision's VGG19 weights ({where}): download {WEIGHTS_URL} "
             f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in {args.dir_models}/)")
     try:
@@ -68,8 +68,8 @@ def load_vgg19(args, name):
         net = VGG19()
         net.load_state_dict({k: v for k, v in sd.items() if k.startswith('features.')})
     except Exception as e:
-        raise utility.SRLabError(f'--vgg_weights: {path} is not a torchvision vgg19 state_dict '
-                                 f'({utility.error_text(e)})')
+        raise SRLabError(f'--vgg_weights: {path} is not a torchvision vgg19 state_dict '
+                                 f'({error_text(e)})')
     return net
 
 

@@ -7,6 +7,15 @@ import math
 import torch
 import torch.nn as nn
 
+from model.flags import Flag
+
+# flags several networks declare
+ACT = Flag('act', 'activation: relu, lrelu or prelu')
+SHIFT_MEAN = Flag('shift_mean', 'subtract the DIV2K mean at input, add at output (RGB)')
+N_FEATS = Flag('n_feats', 'feature maps')
+N_RESBLOCKS = Flag('n_resblocks', 'residual blocks')
+RES_SCALE = Flag('res_scale', 'residual scaling')
+
 
 def default_conv(in_channels, out_channels, kernel_size, bias=True):
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
@@ -20,7 +29,7 @@ def make_act(name='relu'):
         return nn.LeakyReLU(0.2, True)
     if name == 'prelu':
         return nn.PReLU()
-    raise ValueError(f"--act: unknown activation '{name}'")
+    raise ValueError(f"--act: unknown activation '{name}' (relu, lrelu, prelu)")
 
 
 class MeanShift(nn.Conv2d):
@@ -28,9 +37,9 @@ class MeanShift(nn.Conv2d):
 
     def __init__(self, rgb_range, rgb_mean=(0.4488, 0.4371, 0.4040), rgb_std=(1.0, 1.0, 1.0), sign=-1):
         super().__init__(3, 3, kernel_size=1)
-        std = torch.Tensor(rgb_std)
+        std = torch.tensor(rgb_std, dtype=torch.float32)
         self.weight.data = torch.eye(3).view(3, 3, 1, 1) / std.view(3, 1, 1, 1)
-        self.bias.data = sign * rgb_range * torch.Tensor(rgb_mean) / std
+        self.bias.data = sign * rgb_range * torch.tensor(rgb_mean, dtype=torch.float32) / std
         for p in self.parameters():
             p.requires_grad = False
 
@@ -92,13 +101,13 @@ def upsampling_tail(conv, scale, n_feats, n_colors, kernel_size=3, act=False):
     return nn.Sequential(Upsampler(conv, scale, n_feats, act=act), conv(n_feats, n_colors, kernel_size))
 
 
-def add_mean_shift(net, args):
+def add_mean_shift(net, n_colors, rgb_range, shift_mean):
     """Give `net` the frozen sub_mean/add_mean pair (RGB only; keys as released).
-    Returns whether its forward should use them (--shift_mean)."""
-    if args.n_colors == 3:
-        net.sub_mean = MeanShift(args.rgb_range)
-        net.add_mean = MeanShift(args.rgb_range, sign=1)
-    return args.shift_mean and args.n_colors == 3
+    Returns whether its forward should use them (`shift_mean`)."""
+    if n_colors == 3:
+        net.sub_mean = MeanShift(rgb_range)
+        net.add_mean = MeanShift(rgb_range, sign=1)
+    return shift_mean and n_colors == 3
 
 
 def with_mean_shift(state, net):
@@ -186,7 +195,7 @@ class MultiScale(nn.Module):
 
     def __init__(self, scales):
         super().__init__()
-        self.scales = list(scales)
+        self.scales = [scales] if isinstance(scales, int) else list(scales)
         self.scale_idx = 0
 
     def set_scale(self, idx_scale):
@@ -224,9 +233,9 @@ class ResidualSR(MultiScale):
     a skip from the head, the current scale's tail, MeanShift out."""
     scale_modules = ('tail',)
 
-    def __init__(self, args):
-        super().__init__(args.scale)
-        self.shift_mean = add_mean_shift(self, args)
+    def __init__(self, scale, n_colors, rgb_range, shift_mean):
+        super().__init__(scale)
+        self.shift_mean = add_mean_shift(self, n_colors, rgb_range, shift_mean)
 
     def forward(self, x):
         if self.shift_mean:

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from model import common
+from model.flags import Flag
 from registry import MODELS
 
 
@@ -45,19 +46,26 @@ class DenseProjection(nn.Module):
 
 @MODELS.register('DDBPN')
 class DDBPN(nn.Module):
-    def __init__(self, args):
+    flags = (Flag('dbpn_stages', 'up-projection units T (T-1 down-projections)', arg='stages'),
+             Flag('dbpn_n0', 'initial feature maps', arg='n0'), Flag('dbpn_nr', 'projection feature maps', arg='nr'),
+             common.SHIFT_MEAN)
+    templates = {'DDBPN': dict(dbpn_stages=7, dbpn_n0=256, dbpn_nr=64, scale='4', batch_size=20, epochs=1000,
+                               decay='500', gamma=0.1, weight_decay=1e-4, loss='1*MSE', lr_patch=32)}
+
+    def __init__(self, scale=(4,), n_colors=3, rgb_range=255, stages=7, n0=256, nr=64, shift_mean=True):
         super().__init__()
-        if len(args.scale) != 1:
+        scale = (scale,) if isinstance(scale, int) else tuple(scale)
+        if len(scale) != 1:
             raise ValueError(f"--scale: DDBPN is single-scale (all its projection layers depend on the scale); "
-                             f"give one scale, not {'+'.join(map(str, args.scale))}")
-        scale = args.scale[0]
+                             f"give one scale, not {'+'.join(map(str, scale))}")
+        scale = scale[0]
         if scale < 2:
             raise ValueError(f'--scale: DDBPN needs a scale of at least 2, got {scale}')
-        n0, nr, self.depth = args.dbpn_n0, args.dbpn_nr, args.dbpn_stages
+        self.depth = stages
         if min(n0, nr) < 1 or self.depth < 2:
             raise ValueError('--dbpn_stages: needs at least 2 stages and positive --dbpn_n0/--dbpn_nr')
-        self.shift_mean = common.add_mean_shift(self, args)
-        self.initial = nn.Sequential(nn.Conv2d(args.n_colors, n0, 3, padding=1), nn.PReLU(n0),
+        self.shift_mean = common.add_mean_shift(self, n_colors, rgb_range, shift_mean)
+        self.initial = nn.Sequential(nn.Conv2d(n_colors, n0, 3, padding=1), nn.PReLU(n0),
                                      nn.Conv2d(n0, nr, 1), nn.PReLU(nr))
         self.upmodules = nn.ModuleList()
         self.downmodules = nn.ModuleList()
@@ -70,7 +78,7 @@ class DDBPN(nn.Module):
         for i in range(self.depth - 1):
             self.downmodules.append(DenseProjection(channels, nr, scale, False, i != 0))
             channels += nr
-        self.reconstruction = nn.Sequential(nn.Conv2d(self.depth * nr, args.n_colors, 3, padding=1))
+        self.reconstruction = nn.Sequential(nn.Conv2d(self.depth * nr, n_colors, 3, padding=1))
 
     def forward(self, x):
         if self.shift_mean:

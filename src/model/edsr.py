@@ -4,20 +4,37 @@ scale has its own tail (`tail.<k>.*`), picked by set_scale()."""
 import torch.nn as nn
 
 from model import common
+from model.released import EDSR_URL, Released
 from registry import MODELS
+
+BASELINE, PAPER = dict(n_resblocks=16, n_feats=64), dict(n_resblocks=32, n_feats=256)
 
 
 @MODELS.register('EDSR')
 class EDSR(common.ResidualSR):
-    def __init__(self, args, conv=common.default_conv):
-        super().__init__(args)
-        n_feats, kernel_size = args.n_feats, 3
-        self.head = nn.Sequential(conv(args.n_colors, n_feats, kernel_size))
-        body = [common.ResBlock(conv, n_feats, kernel_size, act=common.make_act(args.act), res_scale=args.res_scale)
-                for _ in range(args.n_resblocks)]
-        body.append(conv(n_feats, n_feats, kernel_size))
+    flags = (common.N_RESBLOCKS, common.N_FEATS, common.RES_SCALE, common.ACT, common.SHIFT_MEAN)
+    templates = {
+        'EDSR_baseline': dict(n_resblocks=16, n_feats=64, res_scale=1),
+        'EDSR_paper': dict(n_resblocks=32, n_feats=256, res_scale=0.1),
+    }
+    released = (
+        Released('edsr_baseline_x2-1bc95232.pt', EDSR_URL, '1bc95232', (2,), BASELINE),
+        Released('edsr_baseline_x3-abf2a44e.pt', EDSR_URL, 'abf2a44e', (3,), BASELINE),
+        Released('edsr_baseline_x4-6b446fab.pt', EDSR_URL, '6b446fab', (4,), BASELINE),
+        Released('edsr_x2-0edfb8a3.pt', EDSR_URL, '0edfb8a3', (2,), PAPER),
+        Released('edsr_x3-ea3ef2c6.pt', EDSR_URL, 'ea3ef2c6', (3,), PAPER),
+        Released('edsr_x4-4f62e9ef.pt', EDSR_URL, '4f62e9ef', (4,), PAPER),
+    )
+
+    def __init__(self, scale=(4,), n_colors=3, rgb_range=255, n_resblocks=16, n_feats=64, res_scale=1.0,
+                 act='relu', shift_mean=True, conv=common.default_conv):
+        super().__init__(scale, n_colors, rgb_range, shift_mean)
+        self.head = nn.Sequential(conv(n_colors, n_feats, 3))
+        body = [common.ResBlock(conv, n_feats, 3, act=common.make_act(act), res_scale=res_scale)
+                for _ in range(n_resblocks)]
+        body.append(conv(n_feats, n_feats, 3))
         self.body = nn.Sequential(*body)
-        self.tail = self.per_scale(lambda s: common.upsampling_tail(conv, s, n_feats, args.n_colors, kernel_size))
+        self.tail = self.per_scale(lambda s: common.upsampling_tail(conv, s, n_feats, n_colors, 3))
 
     def from_basicsr(self, state):
         """BasicSR EDSR names -> EDSR-PyTorch names (MeanShift taken from this network)."""

@@ -4,27 +4,36 @@ blocks and upsamplers. Keys are those of the released EDSR-PyTorch models
 import torch.nn as nn
 
 from model import common
+from model.released import EDSR_URL, Released
 from registry import MODELS
 
 
 @MODELS.register('MDSR')
 class MDSR(common.MultiScale):
     scale_modules = ('pre_process', 'upsample')
+    flags = (common.N_RESBLOCKS, common.N_FEATS, common.ACT, common.SHIFT_MEAN)
+    templates = {
+        'MDSR': dict(n_resblocks=16, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
+        'MDSR_paper': dict(n_resblocks=80, n_feats=64, patch_size=48, epochs=650, scale='2+3+4'),
+    }
+    released = (
+        Released('mdsr_baseline-a00cab12.pt', EDSR_URL, 'a00cab12', (2, 3, 4), dict(n_resblocks=16, n_feats=64)),
+        Released('mdsr-4a78bedf.pt', EDSR_URL, '4a78bedf', (2, 3, 4), dict(n_resblocks=80, n_feats=64)),
+    )
 
-    def __init__(self, args, conv=common.default_conv):
-        super().__init__(args.scale)
-        n_feats, kernel_size = args.n_feats, 3
-        self.shift_mean = common.add_mean_shift(self, args)
-        self.head = nn.Sequential(conv(args.n_colors, n_feats, kernel_size))
+    def __init__(self, scale=(2, 3, 4), n_colors=3, rgb_range=255, n_resblocks=16, n_feats=64, act='relu',
+                 shift_mean=True, conv=common.default_conv):
+        super().__init__(scale)
+        self.shift_mean = common.add_mean_shift(self, n_colors, rgb_range, shift_mean)
+        self.head = nn.Sequential(conv(n_colors, n_feats, 3))
         self.pre_process = self.per_scale(lambda s: nn.Sequential(
-            common.ResBlock(conv, n_feats, 5, act=common.make_act(args.act)),
-            common.ResBlock(conv, n_feats, 5, act=common.make_act(args.act))), listed=True)
-        body = [common.ResBlock(conv, n_feats, kernel_size, act=common.make_act(args.act))
-                for _ in range(args.n_resblocks)]
-        body.append(conv(n_feats, n_feats, kernel_size))
+            common.ResBlock(conv, n_feats, 5, act=common.make_act(act)),
+            common.ResBlock(conv, n_feats, 5, act=common.make_act(act))), listed=True)
+        body = [common.ResBlock(conv, n_feats, 3, act=common.make_act(act)) for _ in range(n_resblocks)]
+        body.append(conv(n_feats, n_feats, 3))
         self.body = nn.Sequential(*body)
         self.upsample = self.per_scale(lambda s: common.Upsampler(conv, s, n_feats), listed=True)
-        self.tail = nn.Sequential(conv(n_feats, args.n_colors, kernel_size))
+        self.tail = nn.Sequential(conv(n_feats, n_colors, 3))
 
     def forward(self, x):
         if self.shift_mean:

@@ -5,6 +5,7 @@ body.<G>, tail.0, tail.1); with several scales each has its own tail."""
 import torch.nn as nn
 
 from model import common
+from model.flags import Flag
 from registry import MODELS
 
 
@@ -46,17 +47,21 @@ class ResidualGroup(nn.Module):
 
 @MODELS.register('RCAN')
 class RCAN(common.ResidualSR):
-    def __init__(self, args, conv=common.default_conv):
-        n_feats, kernel_size = args.n_feats, 3
-        if args.reduction < 1 or n_feats % args.reduction:
-            raise ValueError(f'--reduction: {args.reduction} must divide --n_feats {n_feats}')
-        super().__init__(args)
-        self.head = nn.Sequential(conv(args.n_colors, n_feats, kernel_size))
-        body = [ResidualGroup(conv, n_feats, kernel_size, args.reduction, args.n_resblocks, args.res_scale)
-                for _ in range(args.n_resgroups)]
-        body.append(conv(n_feats, n_feats, kernel_size))
+    flags = (Flag('n_resgroups', 'residual groups'), Flag('n_resblocks', 'residual channel attention blocks per group'),
+             common.N_FEATS, Flag('reduction', 'channel-attention reduction'), common.RES_SCALE, common.SHIFT_MEAN)
+    templates = {'RCAN': dict(n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16, res_scale=1, chop=True,
+                              lr_patch=48)}
+
+    def __init__(self, scale=(4,), n_colors=3, rgb_range=255, n_resgroups=10, n_resblocks=20, n_feats=64,
+                 reduction=16, res_scale=1.0, shift_mean=True, conv=common.default_conv):
+        if reduction < 1 or n_feats % reduction:
+            raise ValueError(f'--reduction: {reduction} must divide --n_feats {n_feats}')
+        super().__init__(scale, n_colors, rgb_range, shift_mean)
+        self.head = nn.Sequential(conv(n_colors, n_feats, 3))
+        body = [ResidualGroup(conv, n_feats, 3, reduction, n_resblocks, res_scale) for _ in range(n_resgroups)]
+        body.append(conv(n_feats, n_feats, 3))
         self.body = nn.Sequential(*body)
-        self.tail = self.per_scale(lambda s: common.upsampling_tail(conv, s, n_feats, args.n_colors, kernel_size))
+        self.tail = self.per_scale(lambda s: common.upsampling_tail(conv, s, n_feats, n_colors, 3))
 
     def from_basicsr(self, state):
         """BasicSR RCAN names -> released RCAN names (MeanShift taken from this

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from model import common
+from model.flags import Flag
 from registry import MODELS
 
 CONFIGS = {'A': (20, 6, 32), 'B': (16, 8, 64)}  # D blocks, C convs per block, G growth
@@ -74,16 +75,19 @@ def upnet_scale(tail):
 class RDN(common.MultiScale):
     scale_modules = ('UPNet',)
     scale_of = staticmethod(upnet_scale)
+    flags = (Flag('G0', 'feature maps'), Flag('RDNkSize', 'kernel size', arg='kernel_size'),
+             Flag('RDNconfig', 'configuration A, B or D-C-G (blocks, convs per block, growth)', arg='config'))
+    templates = {'RDN': dict(G0=64, RDNconfig='B', RDNkSize=3, batch_size=16, epochs=200, lr_patch=32)}
 
-    def __init__(self, args):
-        super().__init__(args.scale)
-        g0, k = args.G0, args.RDNkSize
-        self.D, c, g = parse_config(args.RDNconfig)
-        self.SFENet1 = nn.Conv2d(args.n_colors, g0, k, padding=(k - 1) // 2)
+    def __init__(self, scale=(4,), n_colors=3, G0=64, kernel_size=3, config='B'):
+        super().__init__(scale)
+        g0, k = G0, kernel_size
+        self.D, c, g = parse_config(config)
+        self.SFENet1 = nn.Conv2d(n_colors, g0, k, padding=(k - 1) // 2)
         self.SFENet2 = nn.Conv2d(g0, g0, k, padding=(k - 1) // 2)
         self.RDBs = nn.ModuleList([RDB(g0, g, c, k) for _ in range(self.D)])
         self.GFF = nn.Sequential(nn.Conv2d(self.D * g0, g0, 1), nn.Conv2d(g0, g0, k, padding=(k - 1) // 2))
-        self.UPNet = self.per_scale(lambda s: upnet(s, g0, g, args.n_colors, k))
+        self.UPNet = self.per_scale(lambda s: upnet(s, g0, g, n_colors, k))
 
     def forward(self, x):
         f1 = self.SFENet1(x)

@@ -16,20 +16,32 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model import common
+from model.flags import Flag, flag_text, plus_ints
+from model.released import SWINIR_URL, Released
 from registry import MODELS
 
 NUM_FEAT = 64  # channels of the classical reconstruction tail (fixed in SwinIR)
 BUFFERS = ('relative_position_index', 'attn_mask')
 
 
-def parse_list(flag, text):
-    try:
-        vals = [int(v) for v in str(text).split('+')]
-    except ValueError:
-        vals = []
-    if not vals or min(vals) < 1:
-        raise ValueError(f"{flag}: '{text}' must be positive integers joined with '+', e.g. 6+6+6+6")
-    return vals
+def check_lists(depths, num_heads, embed_dim):
+    """(depths, heads) as tuples of positive ints, one head count per group, each dividing embed_dim."""
+    out = []
+    for flag, v in (('--depths', depths), ('--num_heads', num_heads)):
+        try:
+            vals = plus_ints(v)
+        except (TypeError, ValueError):
+            vals = ()
+        if not vals or min(vals) < 1:
+            raise ValueError(f"{flag}: '{flag_text(v)}' must be positive integers joined with '+', e.g. 6+6+6+6")
+        out.append(vals)
+    depths, heads = out
+    if len(heads) != len(depths):
+        raise ValueError(f"--num_heads: '{flag_text(heads)}' needs one value per group of --depths "
+                         f"'{flag_text(depths)}'")
+    if any(embed_dim % h for h in heads):
+        raise ValueError(f"--num_heads: every value must divide --embed_dim {embed_dim}, got '{flag_text(heads)}'")
+    return depths, heads
 
 
 def drop_path(x, p, training):
@@ -175,47 +187,71 @@ class PatchEmbed(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2))
 
 
+CLASSICAL = dict(embed_dim=180, depths='6+6+6+6+6+6', num_heads='6+6+6+6+6+6', window_size=8, mlp_ratio=2,
+                 swin_upsampler='pixelshuffle')
+LIGHT = dict(embed_dim=60, depths='6+6+6+6', num_heads='6+6+6+6', window_size=8, mlp_ratio=2,
+             swin_upsampler='pixelshuffledirect')
+TRAIN = dict(lr=2e-4, epochs=500, decay='250-400-450-475', gamma=0.5, loss='1*L1')
+
+
+def released_rows():
+    rows = [Released(f'001_classicalSR_DF2K_s64w8_SwinIR-M_x{s}.pth', SWINIR_URL, None, (s,), CLASSICAL)
+            for s in (2, 3, 4, 8)]
+    rows += [Released(f'001_classicalSR_DIV2K_s48w8_SwinIR-M_x{s}.pth', SWINIR_URL, None, (s,), CLASSICAL)
+             for s in (2, 3, 4, 8)]
+    rows += [Released(f'002_lightweightSR_DIV2K_s64w8_SwinIR-S_x{s}.pth', SWINIR_URL, None, (s,), LIGHT)
+             for s in (2, 3, 4)]
+    return tuple(rows)
+
+
 @MODELS.register('SwinIR')
 class SwinIR(common.MultiScale):
     scale_modules = ('upsample',)
+    flags = (Flag('embed_dim', 'feature maps'), Flag('depths', "Swin blocks per residual group, joined with '+'"),
+             Flag('num_heads', "attention heads per residual group, joined with '+'"),
+             Flag('window_size', 'attention window (input padded to a multiple)'),
+             Flag('mlp_ratio', 'MLP hidden size / --embed_dim'),
+             Flag('swin_upsampler', 'tail: pixelshuffle (classical) or pixelshuffledirect (lightweight)',
+                  arg='upsampler'),
+             Flag('drop_path', 'stochastic depth rate (training only)', record=False))
+    templates = {'SwinIR': dict(CLASSICAL, batch_size=32, lr_patch=48, **TRAIN),
+                 'SwinIR_light': dict(LIGHT, batch_size=64, lr_patch=64, **TRAIN)}
+    released = released_rows()
 
-    def __init__(self, args):
-        super().__init__(args.scale)
-        depths = parse_list('--depths', args.depths)
-        heads = parse_list('--num_heads', args.num_heads)
-        dim, ws = args.embed_dim, args.window_size
-        if len(heads) != len(depths):
-            raise ValueError(f"--num_heads: '{args.num_heads}' needs one value per group of --depths '{args.depths}'")
-        if any(dim % h for h in heads):
-            raise ValueError(f"--num_heads: every value must divide --embed_dim {dim}, got '{args.num_heads}'")
+    def __init__(self, scale=(4,), n_colors=3, rgb_range=255, embed_dim=180, depths=(6, 6, 6, 6, 6, 6),
+                 num_heads=(6, 6, 6, 6, 6, 6), window_size=8, mlp_ratio=2.0, upsampler='pixelshuffle',
+                 drop_path=0.1):
+        super().__init__(scale)
+        depths, heads = check_lists(depths, num_heads, embed_dim)
+        dim, ws = embed_dim, window_size
         if ws < 2:
             raise ValueError(f'--window_size: must be at least 2, got {ws}')
-        if args.swin_upsampler not in ('pixelshuffle', 'pixelshuffledirect'):
-            raise ValueError(f"--swin_upsampler: '{args.swin_upsampler}' must be pixelshuffle or pixelshuffledirect")
-        self.direct = args.swin_upsampler == 'pixelshuffledirect'
+        if upsampler not in ('pixelshuffle', 'pixelshuffledirect'):
+            raise ValueError(f"--swin_upsampler: '{upsampler}' must be pixelshuffle or pixelshuffledirect")
+        self.direct = upsampler == 'pixelshuffledirect'
         self.window = ws
-        self.rgb_range = args.rgb_range
-        self.n_colors = args.n_colors
-        mean = (0.4488, 0.4371, 0.4040) if args.n_colors == 3 else (0.0,) * args.n_colors
+        self.rgb_range = rgb_range
+        self.n_colors = n_colors
+        mean = (0.4488, 0.4371, 0.4040) if n_colors == 3 else (0.0,) * n_colors
         self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self._masks = {}
 
-        self.conv_first = nn.Conv2d(args.n_colors, dim, 3, 1, 1)
+        self.conv_first = nn.Conv2d(n_colors, dim, 3, 1, 1)
         self.patch_embed = PatchEmbed(dim)
         n = sum(depths)
-        drops = [args.drop_path * i / max(n - 1, 1) for i in range(n)]  # linspace(0, rate, n)
+        drops = [drop_path * i / max(n - 1, 1) for i in range(n)]  # linspace(0, rate, n)
         starts = [sum(depths[:i]) for i in range(len(depths))]
-        self.layers = nn.ModuleList([RSTB(dim, d, h, ws, args.mlp_ratio, drops[s:s + d])
+        self.layers = nn.ModuleList([RSTB(dim, d, h, ws, mlp_ratio, drops[s:s + d])
                                      for d, h, s in zip(depths, heads, starts)])
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1)
         conv = common.default_conv
         if self.direct:
-            ups = self.per_scale(lambda s: nn.Sequential(conv(dim, s * s * args.n_colors, 3), nn.PixelShuffle(s)))
+            ups = self.per_scale(lambda s: nn.Sequential(conv(dim, s * s * n_colors, 3), nn.PixelShuffle(s)))
         else:
             self.conv_before_upsample = nn.Sequential(conv(dim, NUM_FEAT, 3), nn.LeakyReLU(inplace=True))
             ups = self.per_scale(lambda s: common.Upsampler(conv, s, NUM_FEAT))
-            self.conv_last = conv(NUM_FEAT, args.n_colors, 3)
+            self.conv_last = conv(NUM_FEAT, n_colors, 3)
         self.upsample = ups  # registered after conv_last: the released key order
         self.apply(self._init_weights)
 

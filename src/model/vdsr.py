@@ -6,21 +6,27 @@ import torch.nn as nn
 
 from data.imresize import imresize_tensor
 from model import common
+from model.flags import Flag
 from registry import MODELS
 
 
 @MODELS.register('VDSR')
 class VDSR(common.MultiScale):
-    def __init__(self, args, conv=common.default_conv):
-        n_feats, depth = args.n_feats, args.n_resblocks  # depth: conv layers (20 in the paper)
+    flags = (Flag('n_resblocks', 'conv layers', arg='depth'), common.N_FEATS, common.SHIFT_MEAN)
+    # the paper works on Y (--n_colors 1); patch_size: HR = the paper's 41 px, rounded to 48
+    templates = {'VDSR': dict(n_resblocks=20, n_feats=64, n_colors=1, scale='2+3+4', patch_size=48, batch_size=64,
+                              loss='1*MSE')}
+
+    def __init__(self, scale=(2, 3, 4), n_colors=3, rgb_range=255, depth=20, n_feats=64, shift_mean=True,
+                 conv=common.default_conv):
         if depth < 2:
             raise ValueError(f'--n_resblocks: VDSR needs at least 2 conv layers, got {depth}')
-        super().__init__(args.scale)
-        self.shift_mean = common.add_mean_shift(self, args)
+        super().__init__(scale)
+        self.shift_mean = common.add_mean_shift(self, n_colors, rgb_range, shift_mean)
         # EDSR-PyTorch layout: body.<i>.0 is the conv of layer i
-        body = [nn.Sequential(conv(args.n_colors, n_feats, 3), nn.ReLU(True))]
+        body = [nn.Sequential(conv(n_colors, n_feats, 3), nn.ReLU(True))]
         body += [nn.Sequential(conv(n_feats, n_feats, 3), nn.ReLU(True)) for _ in range(depth - 2)]
-        body.append(nn.Sequential(conv(n_feats, args.n_colors, 3)))
+        body.append(nn.Sequential(conv(n_feats, n_colors, 3)))
         self.body = nn.Sequential(*body)
 
     def forward(self, x):

@@ -1,9 +1,9 @@
 """Speed benchmark: loader throughput, training and inference per speed option.
 
-    python benchmark.py                 # EDSR-baseline x2, batch 16, HR patch 96, 1280x720 inference
-    python benchmark.py --quick         # < 3 minutes on 2 CPU cores (smaller everything, stated in the header)
-    python benchmark.py --smoke         # every measurement once (a test of this script)
-    python benchmark.py --json out.json --n_threads 8 --options eager,bf16,bf16+cl+compile
+    python speed.py                 # EDSR-baseline x2, batch 16, HR patch 96, 1280x720 inference
+    python speed.py --quick         # < 3 minutes on 2 CPU cores (smaller everything, stated in the header)
+    python speed.py --smoke         # every measurement once (a test of this script)
+    python speed.py --json out.json --n_threads 8 --options eager,bf16,bf16+cl+compile
 
 It writes synthetic "2K" training images (structured random content, PNG,
 2040x1356 like DIV2K) to a temporary folder and measures, in one run, through
@@ -136,8 +136,8 @@ def ru_maxrss_mib(who):
 
 
 def one_line(e):
-    import utility
-    return utility.error_text(e)[:200]  # a table cell
+    from errors import error_text
+    return error_text(e)[:200]  # a table cell
 
 
 def log_lines(ckp, prefix):
@@ -181,15 +181,85 @@ class Run:
             self.ckp.done()
 
 
-# ---- the benchmark --------------------------------------------------------------
-class Bench:
+# ---- which options -------------------------------------------------------------
+def option_names(spec):
+    """The OPTIONS named by --options (aliases allowed), eager fp32 first; all of them for ''."""
+    if not spec:
+        return list(OPTIONS)
+    out = []
+    for nm in spec.split(','):
+        nm = ALIASES.get(nm.strip(), nm.strip())
+        if nm not in OPTIONS:
+            raise SystemExit(f'speed.py: error: --options: unknown option {nm!r} '
+                             f'(one of: {", ".join(list(ALIASES) + list(OPTIONS))})')
+        out.append(nm)
+    if 'eager fp32' not in out:
+        out.insert(0, 'eager fp32')
+    return out
+
+
+def plan(names, cfg, device):
+    """(options on the main model, options on the tiny model, skipped --compile options, notes)."""
+    compile_names = [nm for nm in names if '--compile' in OPTIONS[nm] and cfg['compile'] != 'full']
+    # --quick on a CPU: fp16 has no fast CPU kernels (~15x slower than fp32), so it gets the tiny model too
+    fp16_tiny = [nm for nm in names if 'fp16' in OPTIONS[nm] and nm not in compile_names
+                 and device.type == 'cpu' and cfg.get('fp16_cpu') == 'tiny']
+    main_names = [nm for nm in names if nm not in compile_names + fp16_tiny]
+    tiny = f'a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats {TINY["n_feats"]})'
+    notes = []
+    if fp16_tiny:
+        notes.append(f'{", ".join(fp16_tiny)}: measured on {tiny} against its own eager fp32 row: fp16 '
+                     'convolutions on a CPU are an order of magnitude slower than fp32 (run without '
+                     '--quick for the full network)')
+    if compile_names and cfg['compile'] == 'skip':
+        notes.append(f'skipped ({", ".join(compile_names)}): torch.compile takes tens of seconds '
+                     'per shape on a CPU; run without --smoke to measure it')
+        return main_names, fp16_tiny, compile_names, notes
+    if compile_names:
+        notes.append(f'--compile rows use {tiny} and compare with its own eager fp32 row: compiling the '
+                     'full network takes ~40 s per shape on a CPU (run without --quick for it)')
+    return main_names, fp16_tiny + compile_names, [], notes
+
+
+def eager_ratios(r, rows):
+    """Set r's x_eager_train / x_eager_infer against the eager fp32 row of its model (None without one)."""
+    base = next((b for b in rows if b.get('model') == r.get('model') and b['option'].startswith('eager fp32')
+                 and 'it_per_s' in b), None)
+    r['x_eager_train'] = r['it_per_s'] / base['it_per_s'] if base else None
+    r['x_eager_infer'] = r['infer_mp_per_s'] / base['infer_mp_per_s'] if base else None
+
+
+def loader_ratios(res):
+    """Loader patches/s (--ext sep) over the patches/s training consumes (eager fp32 and the fastest
+    main-model option), and --ext img over the fastest; {} without a loader rate or a measured row."""
+    sep = res['loader'].get('--ext sep', {})
+    rows = [r for r in res['options'] if r.get('model') == 'main' and 'it_per_s' in r]
+    if 'patches_per_s' not in sep or not rows:
+        return {}
+    eager = next((r for r in rows if r['option'] == 'eager fp32'), None)
+    fast = max(rows, key=lambda r: r['patches_per_s'])
+    out = {'loader_patches_per_s': sep['patches_per_s']}
+    for tag, r in (('eager fp32', eager), ('fastest: ' + fast['option'], fast)):
+        if r is not None:
+            out[tag] = dict(train_patches_per_s=r['patches_per_s'],
+                            loader_over_train=sep['patches_per_s'] / r['patches_per_s'])
+    img = res['loader'].get('--ext img', {})
+    if 'patches_per_s' in img:
+        out['ext_img_over_fastest_train'] = img['patches_per_s'] / fast['patches_per_s']
+    return out
+
+
+# ---- the workload ---------------------------------------------------------------
+class Workload:
+    """What is measured on: the synthetic training images and the LR/.npy caches in a
+    temporary folder, and main.py's argv/args for each loader and speed option."""
+
     def __init__(self, cfg, opts):
         self.cfg, self.opts = cfg, opts
         self.tmp = tempfile.mkdtemp(prefix='srlab_bench_')
         self.hr_dir = os.path.join(self.tmp, 'hr')
         self.cache = os.path.join(self.tmp, 'cache')
         self.device = torch.device('cuda' if torch.cuda.is_available() and not opts.cpu else 'cpu')
-        self.notes = []
         self.runs = 0  # experiment folders made: bench_<i> under self.tmp
 
     def argv(self, ext='sep', model=None, extra=(), batches=10, save='bench'):
@@ -211,30 +281,49 @@ class Bench:
         import option
         return option.parse_args(self.argv(*a, **k))
 
-    def dataset(self, args):
+    def run_args(self, flags, model, batches):
+        """args of one speed option, in a new experiment folder bench_<i>."""
+        self.runs += 1
+        return self.args('sep', model=model, extra=flags, batches=batches, save=f'bench_{self.runs}')
+
+    @staticmethod
+    def dataset(args):
         from data import make_dataset
         return make_dataset(args, 'Folder', train=True)
 
-    # (0) data ------------------------------------------------------------------
-    def make_data(self):
+    def build(self):
+        """Write the images, then build the bicubic LR (x scale) and the .npy cache through the
+        first datasets (the thread pool); the seconds each took and the decoded MiB."""
         c = self.cfg
         t0 = time.perf_counter()
         write_images(self.hr_dir, c['images'], *c['size'], os.cpu_count() or 1)
-        self.t_images = time.perf_counter() - t0
-        # first dataset: bicubic LR (x scale) and the .npy cache, built by the thread pool
+        t_images = time.perf_counter() - t0
         t0 = time.perf_counter()
         self.dataset(self.args('img', batches=1))
-        self.t_lr = time.perf_counter() - t0
+        t_lr = time.perf_counter() - t0
         t0 = time.perf_counter()
         ds = self.dataset(self.args('sep', batches=1))
-        self.t_npy = time.perf_counter() - t0
-        self.data_mib = ds.mem_bytes / 2 ** 20
+        t_npy = time.perf_counter() - t0
+        return dict(images_s=t_images, lr_build_s=t_lr, npy_build_s=t_npy, decoded_mib=ds.mem_bytes / 2 ** 20)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- measuring ------------------------------------------------------------------
+class Meter:
+    """The measurements on a Workload, through the real code paths: loader rate, one
+    speed option's training and inference (Trainer.step, Evaluator.forward), memory peaks."""
+
+    def __init__(self, work):
+        self.work = work
+        self.cfg, self.device = work.cfg, work.device
 
     # (1) loader ----------------------------------------------------------------
     def loader_rate(self, ext, extra=()):
         import data
         warm, n = self.cfg['loader']
-        loader = data.Data(self.args(ext, extra=extra, batches=warm + n)).loader_train
+        loader = data.Data(self.work.args(ext, extra=extra, batches=warm + n)).loader_train
         loader.set_epoch(1)
         it = iter(loader)
         for _ in range(warm):
@@ -258,33 +347,39 @@ class Bench:
         try:
             backoff = BACKOFF if '--amp' in flags and 'fp16' in flags else 0
             warm, n = self.cfg['train']
-            self.runs += 1
-            args = self.args('sep', model=model, extra=flags, batches=warm + n + backoff,
-                             save=f'bench_{self.runs}')
+            args = self.work.run_args(flags, model, warm + n + backoff)
             with contextlib.redirect_stdout(io.StringIO()):
-                run = Run(args, self.tmp)
-                row.update(self.train_rate(run, backoff))
-                run.check_compiled()
-                row.update(self.infer(run))
-                run.check_compiled()
+                run = Run(args, self.work.tmp)
+                row.update(self.measure(run, backoff))
         except Exception as e:
             row['unsupported'] = one_line(e)
         finally:
             if run is not None:
                 run.close()
-            row['peak_rss_mib'] = peak_rss_mib(resettable)
-            row['peak_rss_kind'] = 'VmHWM' if resettable else 'ru_maxrss'
-            if self.device.type == 'cuda':
-                row['peak_cuda_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
+            row.update(self.peaks(resettable))
             del run
             if '--compile' in flags:
                 torch._dynamo.reset()
             gc.collect()
         return row
 
+    def measure(self, run, backoff):
+        out = self.train_rate(run, backoff)
+        run.check_compiled()
+        out.update(self.infer(run))
+        run.check_compiled()
+        return out
+
+    def peaks(self, resettable):
+        """Peak memory since reset_peak(): RSS, and CUDA's max_memory_allocated on CUDA."""
+        out = dict(peak_rss_mib=peak_rss_mib(resettable), peak_rss_kind='VmHWM' if resettable else 'ru_maxrss')
+        if self.device.type == 'cuda':
+            out['peak_cuda_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
+        return out
+
     def train_rate(self, run, backoff):
         """Trainer.step on the real training loader (epoch 1): warm-up steps, then
-        `timed` steps split into data wait (next batch + Trainer.prepare) and compute.
+        `timed` steps split into data wait (next batch + Model.prepare) and compute.
         fp16 gets up to BACKOFF extra steps while the gradient scaler lowers its
         scale from 2^16 (Stepper.scale_backoffs); timing starts once a step is taken."""
         c, trainer = self.cfg, run.trainer
@@ -305,7 +400,7 @@ class Bench:
                     raise RuntimeError(self.not_taken(run, k))
                 t0 = time.perf_counter()
                 lr, hr, names, idx_scale = next(it)
-                lr, hr = trainer.prepare(lr, hr)
+                lr, hr = run.model.prepare(lr, hr)
                 t1 = time.perf_counter()
                 ok = trainer.step(lr, hr, idx_scale, names)
                 sync(self.device)
@@ -352,87 +447,22 @@ class Bench:
         t = sum(times) / len(times)
         return dict(infer_mp_per_s=h * s * w * s / 1e6 / t, infer_fps=1 / t)
 
-    # ---- run ----------------------------------------------------------------------
-    def run(self):
-        res = dict(config=self.config(), loader={}, options=[], notes=self.notes)
-        self.run_data(res)
-        self.run_loaders(res)
-        main_names, tiny_names, skipped = self.plan()
-        for nm in main_names:
-            self.add_row(res, self.option(nm, OPTIONS[nm]))
-        for nm in skipped:
-            self.add_row(res, dict(option=nm, flags=' '.join(OPTIONS[nm]), model='main',
-                                   skipped='skipped: torch.compile takes tens of seconds per shape on a CPU'))
-        if tiny_names:
-            for nm in ['eager fp32'] + tiny_names:
-                self.add_row(res, self.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
-                                              OPTIONS[nm], model=TINY))
-        res['ratio'] = self.ratios(res)
-        res['memory'] = dict(ru_maxrss_self_mib=ru_maxrss_mib(resource.RUSAGE_SELF),
-                             ru_maxrss_children_mib=ru_maxrss_mib(resource.RUSAGE_CHILDREN))
-        if self.device.type == 'cuda':
-            res['memory']['note'] = 'peak_cuda_mib per option: torch.cuda.max_memory_allocated after a reset'
-        return res
+    @staticmethod
+    def process_memory():
+        return dict(ru_maxrss_self_mib=ru_maxrss_mib(resource.RUSAGE_SELF),
+                    ru_maxrss_children_mib=ru_maxrss_mib(resource.RUSAGE_CHILDREN))
 
-    def add_row(self, res, row):
-        res['options'].append(row)
-        print(self.option_line(row, res['options']), flush=True)
 
-    def run_data(self, res):
-        c, o = self.cfg, self.opts
-        self.make_data()
-        res['data'] = dict(images_s=self.t_images, lr_build_s=self.t_lr, npy_build_s=self.t_npy,
-                           decoded_mib=self.data_mib)
-        print(self.header(), flush=True)
-        print(f'data: {c["images"]} images written in {self.t_images:.1f} s; bicubic LR x{c["scale"]} built in '
-              f'{self.t_lr:.1f} s and the .npy cache in {self.t_npy:.1f} s by {max(1, o.n_threads)} threads; '
-              f'{self.data_mib:.0f} MiB decoded', flush=True)
+# ---- reporting ------------------------------------------------------------------
+class Report:
+    """What is printed and written: the header, the data line, the loader table, one line
+    per option, the loader/training ratio, the closing summary and the JSON file."""
 
-    def run_loaders(self, res):
-        for name, ext, extra in (('--ext img', 'img', ()), ('--ext sep', 'sep', ()),
-                                 ('--ext sep --cache_mem 0', 'sep', ('--cache_mem', '0'))):
-            try:
-                res['loader'][name] = self.loader_rate(ext, extra)
-            except Exception as e:
-                res['loader'][name] = dict(unsupported=one_line(e))
-        print(self.loader_table(res['loader']), flush=True)
+    HEAD = (f'{"option":<28}{"it/s":>8}{"x eager":>9}{"wait ms":>9}{"comp ms":>9}{"patch/s":>9}'
+            f'{"infer MP/s":>11}{"x eager":>9}{"frames/s":>9}{"RSS MiB":>9}')
 
-    def plan(self):
-        """(options on the main model, options on the tiny model, skipped --compile options); adds the notes."""
-        c = self.cfg
-        names = self.option_names()
-        compile_names = [nm for nm in names if '--compile' in OPTIONS[nm] and c['compile'] != 'full']
-        # --quick on a CPU: fp16 has no fast CPU kernels (~15x slower than fp32), so it gets the tiny model too
-        fp16_tiny = [nm for nm in names if 'fp16' in OPTIONS[nm] and nm not in compile_names
-                     and self.device.type == 'cpu' and c.get('fp16_cpu') == 'tiny']
-        main_names = [nm for nm in names if nm not in compile_names + fp16_tiny]
-        tiny = f'a tiny EDSR (n_resblocks {TINY["n_resblocks"]}, n_feats {TINY["n_feats"]})'
-        if fp16_tiny:
-            self.notes.append(f'{", ".join(fp16_tiny)}: measured on {tiny} against its own eager fp32 row: fp16 '
-                              'convolutions on a CPU are an order of magnitude slower than fp32 (run without '
-                              '--quick for the full network)')
-        if compile_names and c['compile'] == 'skip':
-            self.notes.append(f'skipped ({", ".join(compile_names)}): torch.compile takes tens of seconds '
-                              'per shape on a CPU; run without --smoke to measure it')
-            return main_names, fp16_tiny, compile_names
-        if compile_names:
-            self.notes.append(f'--compile rows use {tiny} and compare with its own eager fp32 row: compiling the '
-                              'full network takes ~40 s per shape on a CPU (run without --quick for it)')
-        return main_names, fp16_tiny + compile_names, []
-
-    def option_names(self):
-        if not self.opts.options:
-            return list(OPTIONS)
-        out = []
-        for nm in self.opts.options.split(','):
-            nm = ALIASES.get(nm.strip(), nm.strip())
-            if nm not in OPTIONS:
-                raise SystemExit(f'benchmark.py: error: --options: unknown option {nm!r} '
-                                 f'(one of: {", ".join(list(ALIASES) + list(OPTIONS))})')
-            out.append(nm)
-        if 'eager fp32' not in out:
-            out.insert(0, 'eager fp32')
-        return out
+    def __init__(self, cfg, opts, device):
+        self.cfg, self.opts, self.device = cfg, opts, device
 
     def config(self):
         c, o = self.cfg, self.opts
@@ -463,7 +493,15 @@ class Bench:
                 f'warm-up, training {c["train"][1]} steps after {c["train"][0]}, inference {c["infer"][1]} '
                 f'frame(s) after {c["infer"][0]}')
 
-    def loader_table(self, loader):
+    def data(self, d):
+        c = self.cfg
+        print(self.header(), flush=True)
+        print(f'data: {c["images"]} images written in {d["images_s"]:.1f} s; bicubic LR x{c["scale"]} built in '
+              f'{d["lr_build_s"]:.1f} s and the .npy cache in {d["npy_build_s"]:.1f} s by '
+              f'{max(1, self.opts.n_threads)} threads; {d["decoded_mib"]:.0f} MiB decoded', flush=True)
+
+    @staticmethod
+    def loader_table(loader):
         lines = ['', f'{"loader":<28}{"patches/s":>11}{"workers":>9}{"in RAM MiB":>12}']
         for name, r in loader.items():
             if 'unsupported' in r:
@@ -472,23 +510,21 @@ class Bench:
                 lines.append(f'{name:<28}{r["patches_per_s"]:>11.1f}{r["workers"]:>9}{r["in_ram_mib"]:>12.0f}')
         return '\n'.join(lines)
 
-    HEAD = (f'{"option":<28}{"it/s":>8}{"x eager":>9}{"wait ms":>9}{"comp ms":>9}{"patch/s":>9}'
-            f'{"infer MP/s":>11}{"x eager":>9}{"frames/s":>9}{"RSS MiB":>9}')
-
-    def option_line(self, r, rows):
+    def row(self, r, rows):
+        """Print option row r (the last of rows), after the table head where a table starts."""
         if len(rows) == 1 or r['option'] == 'eager fp32 (tiny)':
             print('\n' + self.HEAD + ('  CUDA MiB' if self.device.type == 'cuda' else ''))
+        print(self.option_line(r), flush=True)
+
+    @staticmethod
+    def option_line(r):
         name = r['option'] + (' (tiny)' if r.get('model') == 'tiny' and '(tiny)' not in r['option'] else '')
         if 'skipped' in r:
             return f'{name:<28}{r["skipped"]}'
         if 'unsupported' in r:
             return f'{name:<28}unsupported: {r["unsupported"]}'
-        base = next((b for b in rows if b.get('model') == r.get('model') and b['option'].startswith('eager fp32')
-                     and 'it_per_s' in b), None)
-        ratio = f'{r["it_per_s"] / base["it_per_s"]:.2f}x' if base else '-'
-        iratio = f'{r["infer_mp_per_s"] / base["infer_mp_per_s"]:.2f}x' if base else '-'
-        r['x_eager_train'] = r['it_per_s'] / base['it_per_s'] if base else None
-        r['x_eager_infer'] = r['infer_mp_per_s'] / base['infer_mp_per_s'] if base else None
+        ratio = f'{r["x_eager_train"]:.2f}x' if r['x_eager_train'] is not None else '-'
+        iratio = f'{r["x_eager_infer"]:.2f}x' if r['x_eager_infer'] is not None else '-'
         line = (f'{name:<28}{r["it_per_s"]:>8.2f}{ratio:>9}{r["wait_ms"]:>9.1f}{r["compute_ms"]:>9.1f}'
                 f'{r["patches_per_s"]:>9.1f}{r["infer_mp_per_s"]:>11.3f}{iratio:>9}{r["infer_fps"]:>9.2f}'
                 f'{r["peak_rss_mib"]:>9.0f}')
@@ -496,35 +532,94 @@ class Bench:
             line += f'{r["peak_cuda_mib"]:>10.0f}'
         return line
 
-    def ratios(self, res):
-        sep = res['loader'].get('--ext sep', {})
-        rows = [r for r in res['options'] if r.get('model') == 'main' and 'it_per_s' in r]
-        if 'patches_per_s' not in sep or not rows:
-            return {}
-        eager = next((r for r in rows if r['option'] == 'eager fp32'), None)
-        fast = max(rows, key=lambda r: r['patches_per_s'])
-        out = {'loader_patches_per_s': sep['patches_per_s']}
-        lines = []
-        for tag, r in (('eager fp32', eager), ('fastest: ' + fast['option'], fast)):
-            if r is None:
-                continue
-            q = sep['patches_per_s'] / r['patches_per_s']
-            out[tag] = dict(train_patches_per_s=r['patches_per_s'], loader_over_train=q)
-            lines.append(f'{tag}: {r["patches_per_s"]:.1f} patches/s -> {q:.1f}x')
-        img = res['loader'].get('--ext img', {})
-        if 'patches_per_s' in img:
-            out['ext_img_over_fastest_train'] = img['patches_per_s'] / fast['patches_per_s']
+    @staticmethod
+    def ratio(res):
+        """Print the loader over training line of res['ratio'] (nothing when it is empty)."""
+        out, sep = res['ratio'], res['loader'].get('--ext sep', {})
+        if not out:
+            return
+        lines = [f'{tag}: {v["train_patches_per_s"]:.1f} patches/s -> {v["loader_over_train"]:.1f}x'
+                 for tag, v in out.items() if isinstance(v, dict)]
+        img = out.get('ext_img_over_fastest_train')
         print(f'\nloader (--ext sep, {sep["workers"]} workers) {sep["patches_per_s"]:.1f} patches/s / patches/s '
               f'consumed by training: ' + '; '.join(lines) + ' (target >= 3x)'
-              + (f'; --ext img: {out["ext_img_over_fastest_train"]:.1f}x the fastest' if 'patches_per_s' in img else ''))
-        return out
+              + (f'; --ext img: {img:.1f}x the fastest' if img is not None else ''))
 
-    def cleanup(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    @staticmethod
+    def summary(res):
+        for n in res['notes']:
+            print('note: ' + n)
+        m = res['memory']
+        vmhwm = any(r.get('peak_rss_kind') == 'VmHWM' for r in res['options'])
+        print(f'peak RSS (ru_maxrss): this process {m["ru_maxrss_self_mib"]:.0f} MiB, loader workers '
+              f'{m["ru_maxrss_children_mib"]:.0f} MiB (largest); RSS MiB column: per option '
+              f'({"VmHWM reset before each" if vmhwm else "cumulative ru_maxrss"})')
+        print(f'total {res["wall_s"]:.0f} s')
+
+    @staticmethod
+    def write_json(res, path):
+        with open(path, 'w') as f:
+            json.dump(res, f, indent=1)
+        print(f'wrote {path}')
+
+
+# ---- one run --------------------------------------------------------------------
+class Speed:
+    """The run in order: workload, loader rates, each option, ratios, memory; the results dict."""
+
+    LOADERS = (('--ext img', 'img', ()), ('--ext sep', 'sep', ()),
+               ('--ext sep --cache_mem 0', 'sep', ('--cache_mem', '0')))
+
+    def __init__(self, cfg, opts):
+        self.opts = opts
+        self.work = Workload(cfg, opts)
+        self.meter = Meter(self.work)
+        self.report = Report(cfg, opts, self.work.device)
+
+    def run(self):
+        res = dict(config=self.report.config(), loader={}, options=[], notes=[])
+        res['data'] = self.work.build()
+        self.report.data(res['data'])
+        self.run_loaders(res)
+        self.run_options(res)
+        res['ratio'] = loader_ratios(res)
+        self.report.ratio(res)
+        res['memory'] = self.meter.process_memory()
+        if self.work.device.type == 'cuda':
+            res['memory']['note'] = 'peak_cuda_mib per option: torch.cuda.max_memory_allocated after a reset'
+        return res
+
+    def run_loaders(self, res):
+        for name, ext, extra in self.LOADERS:
+            try:
+                res['loader'][name] = self.meter.loader_rate(ext, extra)
+            except Exception as e:
+                res['loader'][name] = dict(unsupported=one_line(e))
+        print(self.report.loader_table(res['loader']), flush=True)
+
+    def run_options(self, res):
+        main_names, tiny_names, skipped, notes = plan(option_names(self.opts.options), self.work.cfg,
+                                                      self.work.device)
+        res['notes'].extend(notes)
+        for nm in main_names:
+            self.add_row(res, self.meter.option(nm, OPTIONS[nm]))
+        for nm in skipped:
+            self.add_row(res, dict(option=nm, flags=' '.join(OPTIONS[nm]), model='main',
+                                   skipped='skipped: torch.compile takes tens of seconds per shape on a CPU'))
+        if tiny_names:
+            for nm in ['eager fp32'] + tiny_names:
+                self.add_row(res, self.meter.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
+                                                    OPTIONS[nm], model=TINY))
+
+    def add_row(self, res, row):
+        res['options'].append(row)
+        if 'skipped' not in row and 'unsupported' not in row:
+            eager_ratios(row, res['options'])
+        self.report.row(row, res['options'])
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(prog='benchmark.py', description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(prog='speed.py', description=__doc__.split('\n')[0])
     g = p.add_mutually_exclusive_group()
     g.add_argument('--quick', action='store_true', help='< 3 minutes on 2 CPU cores: batch 4, patch 48, 320x180 '
                    'inference, fewer iterations, --compile on a tiny model')
@@ -544,8 +639,8 @@ def parse(argv=None):
     return o
 
 
-def main(argv=None):
-    o = parse(argv)
+def preset(o):
+    """The mode's PRESETS entry with the command line's overrides."""
     cfg = dict(PRESETS[o.mode])
     if o.compile_model:
         cfg['compile'] = o.compile_model
@@ -553,28 +648,26 @@ def main(argv=None):
         cfg['train'] = (cfg['train'][0], o.train_steps)
     if o.batch_size:
         cfg['batch'] = o.batch_size
+    return cfg
+
+
+def main(argv=None):
+    o = parse(argv)
+    cfg = preset(o)
     torch.manual_seed(0)
-    b = Bench(cfg, o)
+    s = Speed(cfg, o)
     t0 = time.perf_counter()
     try:
-        res = b.run()
+        res = s.run()
     finally:
         if o.keep:
-            print(f'kept {b.tmp}')
+            print(f'kept {s.work.tmp}')
         else:
-            b.cleanup()
+            s.work.cleanup()
     res['wall_s'] = time.perf_counter() - t0
-    for n in b.notes:
-        print('note: ' + n)
-    m = res['memory']
-    print(f'peak RSS (ru_maxrss): this process {m["ru_maxrss_self_mib"]:.0f} MiB, loader workers '
-          f'{m["ru_maxrss_children_mib"]:.0f} MiB (largest); RSS MiB column: per option '
-          f'({"VmHWM reset before each" if any(r.get("peak_rss_kind") == "VmHWM" for r in res["options"]) else "cumulative ru_maxrss"})')
-    print(f'total {res["wall_s"]:.0f} s')
+    Report.summary(res)
     if o.json:
-        with open(o.json, 'w') as f:
-            json.dump(res, f, indent=1)
-        print(f'wrote {o.json}')
+        Report.write_json(res, o.json)
     return 0
 
 

@@ -1,0 +1,198 @@
+"""Weight files: reading them (plain state_dicts of the EDSR-PyTorch family,
+BasicSR's {'params' | 'params_ema': ...}, DataParallel names), loading them
+into a network by name with a one-line report, and writing srlab's own
+(plain state_dicts whose `_metadata` records the flags that give the weights
+their meaning, see flags.recorded).
+
+Loading (load_into) maps BasicSR names (the network's from_basicsr) and
+per-scale modules (its adapt_state_dict). Under `strict`, any mismatch
+outside the per-scale modules (`scale_modules`) is an error; without it, the
+file must still give the body (the trainable tensors outside them).
+"""
+import os
+from collections import OrderedDict
+
+import torch
+
+import atomic
+from errors import SRLabError
+from model import flags as F
+
+
+def load_file(path, flag='--pre_train'):
+    if not os.path.isfile(path):
+        raise SRLabError(f'{flag}: file not found: {path}')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # corrupt, truncated or not a checkpoint
+        raise SRLabError(f'{flag}: {path} is not a readable PyTorch checkpoint ({_load_error(path, e)})')
+
+
+def _load_error(path, e):
+    """Why torch.load failed, in one line, without its advice to retry with weights_only=False."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(2)
+    except OSError as err:  # unreadable: permissions, I/O error
+        return err.strerror or type(err).__name__
+    if head != b'PK' and head[:1] != b'\x80':  # torch.save writes a zip, old torch a pickle
+        return 'neither a torch.save zip archive nor a pickle'
+    if head == b'PK':
+        import zipfile
+        try:
+            with zipfile.ZipFile(path) as z:
+                damaged = z.testzip() is not None
+        except Exception:
+            damaged = True
+        if damaged:
+            return 'a truncated or damaged zip archive'
+    msg = str(e).split('WeightsUnpickler error:', 1)[-1].strip()
+    return f'{type(e).__name__}: {msg.splitlines()[0] if msg else ""}'
+
+
+def unwrap_state(obj):
+    """(state_dict, layout) from a released file: a plain state_dict
+    (EDSR-PyTorch family), BasicSR's {'params'|'params_ema': ...}, or
+    {'state_dict'|'model': ...}."""
+    if isinstance(obj, dict):
+        for key, layout in (('params_ema', 'basicsr'), ('params', 'basicsr'), ('state_dict', 'plain'), ('model', 'plain')):
+            if key in obj and isinstance(obj[key], dict):
+                return obj[key], layout
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError('no state_dict found in it')
+    state = obj
+    if all(k.startswith('module.') for k in state):  # saved from DataParallel/DDP
+        state = with_metadata(OrderedDict((k[len('module.'):], v) for k, v in state.items()), obj)
+    return state, 'plain'
+
+
+def with_metadata(state, source):
+    """`state` carrying the `_metadata` of `source` (module versions and srlab's flags)."""
+    meta = getattr(source, '_metadata', None)
+    if meta is not None:
+        state._metadata = meta
+    return state
+
+
+def saved_flags(state):
+    """The flags an srlab checkpoint was saved with ({} for other files)."""
+    meta = getattr(state, '_metadata', None)
+    flags = meta.get('srlab') if isinstance(meta, dict) else None
+    return flags if isinstance(flags, dict) else {}
+
+
+def tagged(state, meta, versions=None):
+    """`state` as an OrderedDict whose `_metadata` (where torch keeps module
+    versions; `versions` when `state` has none) also holds `meta` under
+    'srlab'. torch.load (weights_only too) keeps it; load_state_dict ignores
+    a key that names no module."""
+    versions = getattr(state, '_metadata', None) or versions or {}
+    out = OrderedDict(state)
+    out._metadata = OrderedDict(versions)
+    out._metadata['srlab'] = dict(meta)
+    return out
+
+
+def export(net, meta, apath, epoch, is_best=False, ema_state=None, keep_epoch=False):
+    """model_latest.pt (and _best, _<epoch> with `keep_epoch`): plain state_dicts
+    carrying `meta`. With an EMA, its weights go to model_latest_ema.pt, and
+    model_best.pt holds the weights that were tested (the EMA ones)."""
+    own = net.state_dict()
+    state = tagged(own, meta)
+    atomic.atomic_save(state, os.path.join(apath, 'model_latest.pt'))
+    if ema_state is not None:
+        ema_state = tagged(ema_state, meta, own._metadata)
+        atomic.atomic_save(ema_state, os.path.join(apath, 'model_latest_ema.pt'))
+    if is_best:
+        atomic.atomic_save(ema_state if ema_state is not None else state, os.path.join(apath, 'model_best.pt'))
+    if keep_epoch:
+        atomic.atomic_save(state, os.path.join(apath, f'model_{epoch}.pt'))
+
+
+def _short(items, n=4):
+    items = list(items)
+    s = ', '.join(items[:n])
+    return s + (f' and {len(items) - n} more' if len(items) > n else '')
+
+
+def load_into(net, obj, source, meta, log, strict=True, flag='--pre_train'):
+    """Load checkpoint `obj` (read from `source`) into `net` by name; `meta`:
+    the flags `net` was built with (flags.recorded), compared with the file's
+    own; `log`: where the report lines go. Returns the tensors loaded."""
+    try:
+        state, layout = unwrap_state(obj)
+    except ValueError as e:
+        raise SRLabError(f'{flag}: {source}: {e}')
+    check_flags(saved_flags(state), meta, source, flag, log)
+    if layout == 'basicsr':
+        if not hasattr(net, 'from_basicsr'):
+            raise SRLabError(f'{flag}: {source} has BasicSR layout, which --model {meta["model"]} cannot read')
+        state = net.from_basicsr(state)
+    if hasattr(net, 'adapt_state_dict'):
+        state = net.adapt_state_dict(state)
+    own = net.state_dict()
+    parts, confined = mismatch(state, own, per_scale(net))
+    if parts and strict and not confined:
+        raise SRLabError(
+            f'{flag}: {source} does not fit --model {meta["model"]} with these flags: ' + '; '.join(parts)
+            + (' (use --pre_train_strict false to load what matches)' if flag == '--pre_train' else ''))
+    loaded = [k for k in own if k in state and state[k].shape == own[k].shape]
+    if not strict:
+        check_body(net, loaded, len(own), source, flag, meta['model'])
+    for k in loaded:
+        own[k] = state[k]
+    net.load_state_dict(own)
+    log(f'Loaded {len(loaded)}/{len(own)} tensors from {source}' + ('; not loaded: ' + '; '.join(parts) if parts else ''))
+    return loaded
+
+
+def per_scale(net):
+    """Key prefixes of `net`'s per-scale modules ('tail.', ...)."""
+    return tuple(p + '.' for p in getattr(net, 'scale_modules', ()))
+
+
+def mismatch(state, own, prefixes):
+    """What of `state` does not fit `own` (a list of report parts), and
+    whether all of it lies in the per-scale modules (key `prefixes`)."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    other = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+             for k in own if k in state and state[k].shape != own[k].shape]
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} missing ({_short(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} unexpected ({_short(unexpected)})')
+    if other:
+        parts.append(f'{len(other)} of other shape, checkpoint vs model ({_short(other)})')
+    names = missing + unexpected + [m.split(' ')[0] for m in other]
+    return parts, bool(prefixes) and all(n.startswith(prefixes) for n in names)
+
+
+def check_body(net, loaded, total, source, flag, model):
+    """A non-strict load that gives no tensor, or (--pre_train) no trainable
+    tensor outside the per-scale modules (frozen MeanShift does not count),
+    is an error: the run would use random weights. (--extend may add parts
+    to weights that --pre_train gave.)"""
+    prefixes = per_scale(net)
+    body = {n for n, p in net.named_parameters() if p.requires_grad and not n.startswith(prefixes)}
+    if not total or (loaded and (flag != '--pre_train' or not body or body & set(loaded))):
+        return
+    what = f'matches {len(loaded)}/{total} tensors of --model {model} with these flags'
+    if loaded:
+        what += f', none of its body (only {_short(loaded, 3)})'
+    even = ', even with --pre_train_strict false' if flag == '--pre_train' else ''
+    raise SRLabError(f'{flag}: {source} {what}; refusing to run on random weights{even} '
+                     '(check --model and its size flags)')
+
+
+def check_flags(saved, meta, source, flag, log):
+    """One warning line when an srlab checkpoint was saved with other values
+    of the flags its network reads than `meta` holds (--scale aside: other
+    scales are loaded on purpose, x2 weights for x4)."""
+    diff = [k for k in sorted(saved) if k in meta and k != 'scale' and not F.same(saved[k], meta[k])]
+    if not diff:
+        return
+    note = ' (its outputs will be scaled wrongly)' if 'rgb_range' in diff else ''
+    log(f'{flag}: {source} was saved with ' + ' '.join(f'--{k} {F.flag_text(saved[k])}' for k in diff)
+        + ', this run has ' + ' '.join(f'--{k} {F.flag_text(meta[k])}' for k in diff) + note)
