@@ -9,6 +9,9 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$SELF")/src"
 DATA=${DATA:-../dataset}
 BENCH=${BENCH:-Set5+Set14+B100+Urban100}
+# the classic sets (T91, BSD200, benchmark/Set5, Set14, B100): $DATA when it holds T91, else the shared
+# data beside the checkout
+if [ -d "$DATA/T91" ]; then CLASSIC=${CLASSIC:-$DATA}; else CLASSIC=${CLASSIC:-../../shared/data}; fi
 
 recipe() {
 case "$1" in
@@ -50,6 +53,15 @@ ddbpn_x4) python main.py --template DDBPN --scale 4 --save ddbpn_x4 --reset --di
 swinir_x2) python main.py --template SwinIR --scale 2 --save swinir_x2 --reset --dir_data $DATA ;;
 swinir_light_x4) python main.py --template SwinIR_light --scale 4 --save swinir_light_x4 --reset --dir_data $DATA ;;
 test_swinir_released) python main.py --template SwinIR --scale 4 --pre_train download --data_test $BENCH --dir_data $DATA --test_only --chop --save test_swinir_x4 ;;
+
+# Reproductions on the 2-core CPU machine (README "Reproduced"): the papers' networks and training set (T91),
+# Adam and a cosine schedule instead of the papers' SGD, a fixed number of steps, tested at the end on
+# Set5, Set14 and B100 with the MATLAB protocol (Y channel). The table is that of the final weights.
+repro_fsrcnn) python main.py --template FSRCNN --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_fsrcnn --reset ;;
+repro_espcn) python main.py --template ESPCN --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_espcn --reset ;;
+# The speedrun: one network for x2+x3+x4 from scratch on T91+BSD200 ("291"), a fixed number of steps
+# that takes 30 minutes on the 2-core machine (bf16 + channels_last on AMX), tested on Set5, Set14, B100.
+speedrun) python main.py --template speedrun --dir_data $CLASSIC --save speedrun --reset ;;
 
 # Perceptual SR (needs torchvision's vgg19-dcbb9e9d.pth in ../models or --vgg_weights PATH):
 # EDSR-GAN (5*VGG54+0.15*GAN) and ESRGAN-style (VGG54 + 0.005*RGAN + 0.01*L1), both fine-tuning

@@ -16,7 +16,8 @@ def run(args):
     import loss
     import model
     from data.common import DataError
-    from trainer import Interrupted, Trainer
+    from interrupt import Interrupted
+    from trainer import Trainer
 
     torch.manual_seed(args.seed)
     world = distributed.setup(args)

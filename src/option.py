@@ -97,6 +97,8 @@ def build_parser(network=True):
     a('--chop_overlap', type=int, default=24, help='LR pixels of overlap on each tile side for --chop')
     a('--chop_batch', type=int, default=4, help='tiles per forward for --chop')
     a('--no_augment', action='store_true', help='no random flips/transposes in training')
+    a('--augment_scales', default='1', help="training: each HR image also downscaled by these factors "
+      "(MATLAB bicubic, cached), joined with '+'; FSRCNN's: 1+0.9+0.8+0.7+0.6")
     # model
     a('--model', default='EDSR', help='network name: a file src/model/<name>.py')
     a('--pre_train', default='', help="weights to start from (.pt), or 'download' (see --dir_models)")
@@ -114,12 +116,15 @@ def build_parser(network=True):
     a('--reset', action='store_true', help='delete the experiment directory first')
     a('--test_every', type=int, default=1000, help='iterations per epoch')
     a('--epochs', type=int, default=300, help='epochs to train (0: unbounded)')
+    a('--time_budget', type=float, default=0, help='minutes of training (steps and their data; not tests, saves or '
+      'caching) after which the run tests, saves and ends; a resumed run has what is left (0: none)')
     a('--batch_size', type=int, default=16, help='batch size')
     a('--self_ensemble', action='store_true', help='x8 geometric self-ensemble at test time')
     a('--test_only', action='store_true', help='only evaluate')
     # optimization
     a('--lr', type=float, default=1e-4, help='learning rate')
-    a('--decay', default='200', help="epochs where lr is multiplied by gamma, joined with '-'")
+    a('--decay', default='200', help="epochs where lr is multiplied by gamma, joined with '-'; or cosine: "
+      "lr follows a half cosine to 0 over the run's steps (or --time_budget), updated every step")
     a('--gamma', type=float, default=0.5, help='lr decay factor')
     a('--optimizer', default='ADAM', help='SGD, ADAM or RMSprop')
     a('--momentum', type=float, default=0.9, help='SGD momentum')
@@ -195,6 +200,18 @@ def _positive_ints(flag, text, sep='+'):
     return vals
 
 
+def _factors(text):
+    """--augment_scales '1+0.9+0.8' -> (1.0, 0.9, 0.8): distinct factors in (0, 1]."""
+    try:
+        vals = tuple(float(x) for x in re.split(r'[+,]', str(text)))
+    except ValueError:
+        vals = ()
+    if not vals or not all(0 < v <= 1 for v in vals) or len(set(vals)) != len(vals):
+        raise OptionError(f"--augment_scales: '{text}' must be distinct factors in (0, 1] joined with '+', "
+                          'e.g. 1+0.9+0.8+0.7+0.6')
+    return vals
+
+
 def parse_range(text):
     """'1-800/801-810' -> [(1, 800), (801, 810)]; validated."""
     out = []
@@ -225,7 +242,10 @@ def _lists(args):
     if len(set(args.scale)) != len(args.scale):
         raise OptionError(f"--scale: repeated scale in '{'+'.join(map(str, args.scale))}'")
     args.data_range_parsed = parse_range(args.data_range)
-    args.decay_epochs = _positive_ints('--decay', args.decay, '-') if str(args.decay) not in ('', '0') else []
+    cosine = str(args.decay).lower() == 'cosine'
+    args.decay = 'cosine' if cosine else args.decay
+    args.decay_epochs = _positive_ints('--decay', args.decay, '-') if str(args.decay) not in ('', '0', 'cosine') else []
+    args.augment_scales = _factors(args.augment_scales)
     if args.decay_epochs != sorted(args.decay_epochs):
         raise OptionError(f"--decay: '{args.decay}' must be increasing epochs joined with '-'")
     betas = re.split(r'[-,]', str(args.betas))
@@ -252,6 +272,10 @@ def _numbers(args):
                       ('--chop_overlap', args.chop_overlap), ('--skip_threshold', args.skip_threshold)):
         if val < 0:
             raise OptionError(f'{flag}: must not be negative, got {val}')
+    if not 0 <= args.time_budget < float('inf'):
+        raise OptionError(f'--time_budget: must be a non-negative number of minutes, got {args.time_budget}')
+    if args.decay == 'cosine' and args.epochs == 0 and not args.time_budget:
+        raise OptionError('--decay cosine: needs an end to follow: --epochs above 0 or --time_budget')
     if args.lr >= FLOAT32_MAX:
         raise OptionError(f'--lr: {args.lr:g} is beyond the float32 range of the weights')
     if args.chop_size <= 2 * args.chop_overlap:
@@ -287,8 +311,8 @@ def _network(args):
         raise OptionError(f'--n_feats: must be positive, got {values["n_feats"]}')
     if values.get('n_resblocks', 0) < 0:
         raise OptionError(f'--n_resblocks: must not be negative, got {values["n_resblocks"]}')
-    if values.get('act') is not None and values['act'].lower() not in ('relu', 'lrelu', 'prelu'):
-        raise OptionError(f"--act: unknown activation '{values['act']}' (relu, lrelu, prelu)")
+    if values.get('act') is not None and values['act'].lower() not in ('relu', 'lrelu', 'prelu', 'tanh'):
+        raise OptionError(f"--act: unknown activation '{values['act']}' (relu, lrelu, prelu, tanh)")
 
 
 def _choices(args):

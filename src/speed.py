@@ -20,6 +20,13 @@ Trainer, timing Trainer.step and the evaluation path's Evaluator.forward:
 3. inference output megapixels/s and frames/s per option;
 4. peak memory: RSS (VmHWM, reset per option where Linux allows it, else the
    process-wide ru_maxrss) and torch.cuda.max_memory_allocated on CUDA;
+5. the distance to the hardware: this machine's peak GFLOP/s, measured before
+   and again after the options (Peak: a large matmul and a 3x3 64->64
+   channels_last convolution, fp32 and bf16, and fp16 on CUDA, on all torch
+   threads or the GPU), and per option the FLOPs of a training step (3 x the
+   forward FLOPs of the batch) and of an inference frame from summary.count's
+   Multi-Adds, the achieved TFLOP/s and their fractions of the peak of the
+   row's precision and of the conv reference;
 and the ratio of loader patches/s to the patches/s training consumes.
 An option that fails prints 'unsupported: <reason>' in its row.
 """
@@ -65,6 +72,13 @@ PRESETS = {
                   loader=(1, 1), train=(1, 1), infer=(1, 1), infer_size=(64, 48), compile='skip'),
 }
 TINY = dict(n_resblocks=1, n_feats=8)
+# the peak reference: an n x n @ n x n matmul and a 3x3 64->64 convolution of (batch, 64, size, size),
+# smaller where one call would take over rep_s seconds (bf16 on a CPU without native bf16 kernels runs
+# an order of magnitude slower than fp32); timed calls repeated until min_s seconds are spent (the fastest
+# counts: on a shared machine a short measurement can fall into a moment another process holds the cores)
+PEAK = {'default': dict(n=4096, conv=(16, 96), rep_s=2.0, min_s=1.0),
+        'quick': dict(n=4096, conv=(16, 96), rep_s=1.0, min_s=0.5),
+        'smoke': dict(n=512, conv=(2, 32), rep_s=0.15, min_s=0.2)}
 BACKOFF = 40  # extra fp16 warm-up steps allowed while the gradient scaler lowers its scale from 2^16
 
 
@@ -133,6 +147,10 @@ def peak_rss_mib(resettable):
 def ru_maxrss_mib(who):
     kb = resource.getrusage(who).ru_maxrss
     return kb / 1024 / (1024 if sys.platform == 'darwin' else 1)  # macOS reports bytes
+
+
+def gflops_text(v):
+    return f'{v:,.0f}' if v >= 100 else f'{v:.3g}'
 
 
 def one_line(e):
@@ -247,6 +265,165 @@ def loader_ratios(res):
     if 'patches_per_s' in img:
         out['ext_img_over_fastest_train'] = img['patches_per_s'] / fast['patches_per_s']
     return out
+
+
+# ---- distance to the hardware -----------------------------------------------------
+class Peak:
+    """This machine's peak, measured in the run on all torch threads (or the GPU): per precision
+    the GFLOP/s (a multiply-add = 2 FLOPs) of a large matmul and of a 3x3 64->64 convolution in
+    channels_last (the "conv reference": SR networks are convolution-bound); the fastest of the
+    timed calls after warm-up ones. fp32 and bf16, and fp16 on CUDA."""
+
+    def __init__(self, sizes, device):
+        self.n, (self.batch, self.size) = sizes['n'], sizes['conv']
+        self.rep_s, self.min_s = sizes['rep_s'], sizes['min_s']
+        self.device = device
+        self.warm, self.reps = (3, 20) if device.type == 'cuda' else (1, 3)
+
+    def precisions(self):
+        return ('fp32', 'bf16', 'fp16') if self.device.type == 'cuda' else ('fp32', 'bf16')
+
+    def measure(self):
+        out = dict(device=str(self.device), threads=torch.get_num_threads(), warmup=self.warm, timed=self.reps,
+                   min_s=self.min_s)
+        if self.device.type == 'cuda':
+            out['tf32'] = dict(matmul=torch.backends.cuda.matmul.allow_tf32, cudnn=torch.backends.cudnn.allow_tf32)
+        bench = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True  # as Trainer sets it on CUDA
+        try:
+            for p in self.precisions():
+                try:
+                    d = dict(self.matmul(DTYPE[p]), **self.conv(DTYPE[p]))
+                except Exception as e:  # a precision this device cannot run: its rows get no fraction
+                    out.setdefault('unsupported', {})[p] = one_line(e)
+                    continue
+                d['peak_gflops'] = max(d['matmul_gflops'], d['conv_gflops'])
+                out[p] = d
+        finally:
+            torch.backends.cudnn.benchmark = bench
+        gc.collect()
+        return out
+
+    def seconds(self, fn, warm=None, reps=None):
+        """The fastest of `reps` timed calls of fn after `warm` untimed ones; without `reps`, at least
+        self.reps calls and min_s seconds (at most 200 calls)."""
+        for _ in range(self.warm if warm is None else warm):
+            fn()
+        times = []
+        n, min_s = (reps, 0) if reps else (self.reps, self.min_s)
+        while len(times) < n or sum(times) < min_s and len(times) < 200:
+            sync(self.device)
+            t0 = time.perf_counter()
+            fn()
+            sync(self.device)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    def tensor(self, *shape, dtype):
+        g = torch.Generator().manual_seed(0)  # not the global generator
+        return torch.randn(*shape, generator=g).to(self.device, dtype)
+
+    def grow(self, make, start, stop, cost):
+        """(size, fn): from `start`, doubled up to `stop` while one call at the next size, estimated from
+        one at the current size (cost: the relative work of a size), takes at most rep_s; the call at
+        the chosen size is its first warm-up."""
+        size, fn = start, make(start)
+        t = self.seconds(fn, 1, 1)
+        while size < stop and t * cost(min(2 * size, stop)) / cost(size) <= self.rep_s:
+            size = min(2 * size, stop)
+            fn = None  # the previous size's tensors go first
+            fn = make(size)
+            t = self.seconds(fn, 0, 1)
+        return size, fn
+
+    def matmul(self, dtype):
+        """n x n @ n x n, n from 256 up to self.n (grow)."""
+        def make(n):
+            a, b = self.tensor(n, n, dtype=dtype), self.tensor(n, n, dtype=dtype)
+            return lambda: torch.mm(a, b)
+        n, fn = self.grow(make, min(self.n, 256), self.n, lambda k: k ** 3)
+        t = self.seconds(fn, self.warm - 1)
+        return dict(matmul_gflops=2 * n ** 3 / t / 1e9, matmul_n=n)
+
+    def conv(self, dtype):
+        """(batch, 64, size, size) -> 64 channels, 3x3, padding 1, channels_last, no bias; the batch
+        from 1 up to self.batch (grow)."""
+        cl = torch.channels_last
+        w = self.tensor(64, 64, 3, 3, dtype=dtype).contiguous(memory_format=cl)
+
+        def make(b):
+            x = self.tensor(b, 64, self.size, self.size, dtype=dtype).contiguous(memory_format=cl)
+            return lambda: torch.nn.functional.conv2d(x, w, padding=1)
+        with torch.no_grad():
+            b, fn = self.grow(make, 1, self.batch, lambda k: k)
+            t = self.seconds(fn, self.warm - 1)
+        return dict(conv_gflops=2 * 9 * 64 * 64 * b * self.size ** 2 / t / 1e9,
+                    conv_shape=f'{b}x64x{self.size}x{self.size}')
+
+
+DTYPE = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+FLOPS_NOTE = ('distance to the hardware: FLOPs from the network\'s Multi-Adds (summary.count, FlopCounterMode, '
+              'a multiply-add = 2 FLOPs); train GF = 3 x the forward FLOPs of the batch (forward + backward to '
+              'the inputs and the weights; the loss and the optimizer not counted), over the compute time of a '
+              'step (data wait excluded); infer GF = one forward of the timed input, over the frame time; '
+              'x peak: fraction of the peak of the row\'s precision (bf16 for --amp bf16, fp16 for --amp fp16 '
+              'on CUDA, else fp32; the faster of the matmul and the conv reference), x conv: of the conv reference')
+
+
+def network_flops(args, cfg):
+    """FLOPs of one training step and of one inference frame, from summary.count's Multi-Adds
+    (FlopCounterMode, on the meta device): a step is 3 x the forward FLOPs of the batch (forward,
+    backward to the inputs and to the weights) of LR patches of patch_size // scale; a frame is
+    one forward of the timed inference input."""
+    import summary
+    from model import build_network
+    net = build_network(args)[0].eval()
+    s, ip = cfg['scale'], cfg['patch'] // cfg['scale']
+    w, h = cfg['infer_size']
+    (patch, frame), where = summary.count(net, s, [(ip * s, ip * s), (w * s, h * s)], args.n_colors)
+    return dict(multi_adds_lr_patch=patch, lr_patch=f'{ip}x{ip}', multi_adds_frame=frame, counted_on=where,
+                train_flops_per_step=3 * 2 * patch * cfg['batch'], infer_flops_per_frame=2 * frame)
+
+
+def best_of(a, b):
+    """Two Peak.measure passes merged: per precision the faster matmul and the faster conv reference
+    (with their sizes), peak_gflops the faster of those two; both passes under 'passes'."""
+    out = {k: v for k, v in a.items() if k not in DTYPE and k != 'unsupported'}
+    out['passes'] = [{p: x[p] for p in DTYPE if p in x} for x in (a, b)]
+    for p in DTYPE:
+        both = [x[p] for x in (a, b) if p in x]
+        if both:
+            mm = max(both, key=lambda d: d['matmul_gflops'])
+            cv = max(both, key=lambda d: d['conv_gflops'])
+            out[p] = dict(matmul_gflops=mm['matmul_gflops'], matmul_n=mm['matmul_n'],
+                          conv_gflops=cv['conv_gflops'], conv_shape=cv['conv_shape'],
+                          peak_gflops=max(mm['matmul_gflops'], cv['conv_gflops']))
+    why = {**a.get('unsupported', {}), **b.get('unsupported', {})}
+    if any(p not in out for p in why):
+        out['unsupported'] = {p: w for p, w in why.items() if p not in out}
+    return out
+
+
+def row_precision(flags, device):
+    """The peak a row is compared with: bf16 for --amp bf16, fp16 for --amp fp16 on CUDA, else fp32."""
+    if '--amp' in flags and 'bf16' in flags:
+        return 'bf16'
+    return 'fp16' if '--amp' in flags and 'fp16' in flags and device.type == 'cuda' else 'fp32'
+
+
+def hardware_fractions(r, flops, peak, device):
+    """Set r's achieved TFLOP/s (training: over the compute time of a step, data wait excluded;
+    inference: over the frame time) and their fractions of the row precision's peak (the faster
+    of matmul and conv reference) and of its conv reference."""
+    p = row_precision(r['flags'].split(), device)
+    r.update(peak_precision=p, train_flops_per_step=flops['train_flops_per_step'],
+             infer_flops_per_frame=flops['infer_flops_per_frame'],
+             train_tflops=flops['train_flops_per_step'] / (r['compute_ms'] / 1e3) / 1e12,
+             infer_tflops=flops['infer_flops_per_frame'] * r['infer_fps'] / 1e12)
+    ref = peak.get(p)  # None: the peak of that precision could not be measured
+    for k in ('train', 'infer'):
+        r[f'{k}_x_peak'] = r[f'{k}_tflops'] * 1e3 / ref['peak_gflops'] if ref else None
+        r[f'{k}_x_conv'] = r[f'{k}_tflops'] * 1e3 / ref['conv_gflops'] if ref else None
 
 
 # ---- the workload ---------------------------------------------------------------
@@ -533,6 +710,42 @@ class Report:
         return line
 
     @staticmethod
+    def peak(pk, when):
+        """The peak line of one Peak.measure pass: per precision the matmul and the conv reference."""
+        where = f'{pk["threads"]} threads' if pk['device'] == 'cpu' else pk['device']
+        if 'tf32' in pk:  # fp32 on CUDA: cuDNN convolutions may use TF32 (on by default), matmuls not by default
+            where += ', TF32 ' + ', '.join(f'{k} {"on" if v else "off"}' for k, v in pk['tf32'].items())
+        g = gflops_text
+        parts = [f'{p} matmul {v["matmul_n"]}^3 {g(v["matmul_gflops"])}, conv 3x3 64->64 {v["conv_shape"]} '
+                 f'channels_last {g(v["conv_gflops"])}' for p, v in pk.items() if p in DTYPE]
+        parts += [f'{p} unsupported: {why}' for p, why in pk.get('unsupported', {}).items()]
+        print(f'\npeak GFLOP/s, {when} ({where}; fastest of >= {pk["timed"]} calls over >= {pk["min_s"]} s after '
+              f'{pk["warmup"]} warm-up): ' + '; '.join(parts), flush=True)
+
+    HW_HEAD = (f'{"distance to the hardware":<28}{"prec":>5}{"train GF":>10}{"TFLOP/s":>9}{"x peak":>8}'
+               f'{"x conv":>8}{"infer GF":>10}{"TFLOP/s":>9}{"x peak":>8}{"x conv":>8}')
+
+    @classmethod
+    def hardware(cls, res):
+        """The peak used (best_of) and the achieved TFLOP/s and fractions of peak of each measured row."""
+        pk = res['peak']
+        kind = {p: 'conv' if v['peak_gflops'] == v['conv_gflops'] else 'matmul' for p, v in pk.items() if p in DTYPE}
+        used = [f'{p} {gflops_text(pk[p]["peak_gflops"])} ({k}), conv reference {gflops_text(pk[p]["conv_gflops"])}'
+                for p, k in kind.items()]
+        print('peak GFLOP/s used (the faster of the two passes): ' + '; '.join(used))
+        if 'bf16' in pk and 'fp32' in pk and pk['bf16']['peak_gflops'] < pk['fp32']['peak_gflops']:
+            print(f'peak: bf16 runs {pk["fp32"]["peak_gflops"] / pk["bf16"]["peak_gflops"]:.0f}x slower than fp32 '
+                  'here (no fast bf16 kernels on this device): --amp bf16 cannot pay off on it')
+        print('\n' + cls.HW_HEAD)
+        for r in (r for r in res['options'] if 'train_tflops' in r):
+            name = r['option'] + (' (tiny)' if r.get('model') == 'tiny' and '(tiny)' not in r['option'] else '')
+            x = {k: '-' if r[k] is None else f'{r[k]:.3f}' for k in ('train_x_peak', 'train_x_conv', 'infer_x_peak',
+                                                                      'infer_x_conv')}
+            print(f'{name:<28}{r["peak_precision"]:>5}{r["train_flops_per_step"] / 1e9:>10.2f}{r["train_tflops"]:>9.4f}'
+                  f'{x["train_x_peak"]:>8}{x["train_x_conv"]:>8}{r["infer_flops_per_frame"] / 1e9:>10.2f}'
+                  f'{r["infer_tflops"]:>9.4f}{x["infer_x_peak"]:>8}{x["infer_x_conv"]:>8}', flush=True)
+
+    @staticmethod
     def ratio(res):
         """Print the loader over training line of res['ratio'] (nothing when it is empty)."""
         out, sep = res['ratio'], res['loader'].get('--ext sep', {})
@@ -580,8 +793,10 @@ class Speed:
         res = dict(config=self.report.config(), loader={}, options=[], notes=[])
         res['data'] = self.work.build()
         self.report.data(res['data'])
+        first = self.peak('before the options')
         self.run_loaders(res)
         self.run_options(res)
+        self.hardware(res, first)
         res['ratio'] = loader_ratios(res)
         self.report.ratio(res)
         res['memory'] = self.meter.process_memory()
@@ -616,6 +831,31 @@ class Speed:
         if 'skipped' not in row and 'unsupported' not in row:
             eager_ratios(row, res['options'])
         self.report.row(row, res['options'])
+
+    def peak(self, when):
+        pk = Peak(PEAK[self.opts.mode], self.work.device).measure()
+        self.report.peak(pk, when)
+        return pk
+
+    def hardware(self, res, first):
+        """The peak measured again after the options, res['peak'] the faster of the two passes per figure
+        (a moment another process holds the cores does not understate it); then each measured row's
+        FLOPs, achieved TFLOP/s and fractions of peak, and their table."""
+        rows = [r for r in res['options'] if 'it_per_s' in r]
+        if not rows:
+            res['peak'] = first
+            return
+        res['peak'] = best_of(first, self.peak('after the options'))
+        for r in rows:
+            hardware_fractions(r, self.flops(res, r['model']), res['peak'], self.work.device)
+        self.report.hardware(res)
+        res['notes'].append(FLOPS_NOTE)
+
+    def flops(self, res, model):
+        """network_flops of the 'main' or 'tiny' network, counted once into res['flops']."""
+        if model not in res.setdefault('flops', {}):
+            res['flops'][model] = network_flops(self.work.args(model=TINY if model == 'tiny' else None), self.work.cfg)
+        return res['flops'][model]
 
 
 def parse(argv=None):

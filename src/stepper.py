@@ -30,7 +30,26 @@ def make_optimizer(args, params, optimizer=None, betas=None):
     return torch.optim.RMSprop(params, eps=args.epsilon, **kwargs)
 
 
+class CosineLR(torch.optim.lr_scheduler.LRScheduler):
+    """--decay cosine: lr = lr0 (1 + cos(pi p)) / 2 at the run's progress p in
+    [0, 1] (advance(p) after every step; see Trainer.progress)."""
+
+    def __init__(self, optimizer):
+        self.progress = 0.0
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        return [base * (1 + math.cos(math.pi * min(self.progress, 1.0))) / 2 for base in self.base_lrs]
+
+    def advance(self, progress):
+        self.progress = progress
+        self.step()
+
+
 def make_scheduler(args, optimizer):
+    """--decay: MultiStepLR at the given epochs (stepped at each epoch's end), or CosineLR."""
+    if args.decay == 'cosine':
+        return CosineLR(optimizer)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.decay_epochs, gamma=args.gamma)
 
 
@@ -185,8 +204,14 @@ class Stepper:
             raise TooManySkips(f'{self.skips_in_row} batches in a row skipped (--max_skips {self.max_skips})')
 
     def end_epoch(self):
-        if self.scheduler is not None:
+        """An epoch's end: an epoch schedule (--decay epochs) steps."""
+        if self.scheduler is not None and not isinstance(self.scheduler, CosineLR):
             self.scheduler.step()
+
+    def advance(self, progress):
+        """After a step, at the run's progress (0..1): a progress schedule (--decay cosine) follows it."""
+        if isinstance(self.scheduler, CosineLR):
+            self.scheduler.advance(progress)
 
     def describe(self):
         """The epoch log's note on skips and fp16 back-offs ('' when none)."""

@@ -3,25 +3,20 @@ Stepper's), test() hands the model to the Evaluator and saves the run
 (state.py), terminate() says when to stop. SIGINT/SIGTERM only set a flag: the
 current step (or test image) ends, a complete state is saved, Interrupted is raised."""
 import contextlib
-import signal
 import time
 
 import torch
 from tqdm import tqdm
 
+from clock import Clock
 from dataloader import worker_death
 from distributed import World
 from errors import SRLabError
 from evaluator import Evaluator
+from interrupt import Signals
 from loss import LossState
 from state import RNG, Flags, Keyed, RunState, check_finite, holds_run
 from stepper import Stepper, TooManySkips, autocast
-
-
-class Interrupted(Exception):
-    def __init__(self, signum):  # SIGINT/SIGTERM
-        super().__init__(signum)
-        self.signum = signum
 
 
 class Trainer:
@@ -34,8 +29,7 @@ class Trainer:
         self.evaluator = Evaluator(args, loader.loader_test, ckp, world, self.device)
         self.epoch, self.start_batch = 0, 0  # completed epochs; batches done in epoch self.epoch + 1
         self.tested = True      # False between the end of train() and the end of test()
-        self.signal = None
-        self._old_handlers = {}
+        self.signals = Signals()
         self.stepper = None
         if args.test_only:
             my_model.setup_speed()
@@ -45,12 +39,14 @@ class Trainer:
         self.stepper = Stepper.from_args(args, my_model.get_model(), self.device, world)
         my_model.setup_speed(ddp=world.distributed)
         torch.backends.cudnn.benchmark = self.device.type == 'cuda'  # fixed training shapes
+        steps = len(self.loader_train)
+        self.clock = Clock(args.time_budget, args.epochs * steps if args.epochs < 1e8 else None, world, self.device)
         parts = [Flags(args, ckp.write_log, my_model.meta), Keyed('model', my_model), self.stepper,
-                 LossState(my_loss), self.evaluator, self, RNG()]
+                 LossState(my_loss), self.evaluator, self, self.clock, RNG()]
         self.run_state = RunState(ckp.dir, parts, ckp.write_log)
         if args.load and args.resume == -1:
             self.resume()
-        self._install_signals()
+        self.signals.install()
 
     # ---- run state (see state.py) ----------------------------------------------
     def state_dict(self):
@@ -86,21 +82,8 @@ class Trainer:
         if self.world.main:
             self.run_state.save(export)
 
-    # ---- signals -----------------------------------------------------------------
-    def _install_signals(self):
-        for s in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old_handlers[s] = signal.signal(s, lambda signum, frame: setattr(self, 'signal', signum))
-            except ValueError:  # not the main thread
-                pass
-
     def close(self):
-        for s, h in self._old_handlers.items():
-            signal.signal(s, h)
-
-    def _check_signal(self):
-        if self.signal is not None:
-            raise Interrupted(self.signal)
+        self.signals.close()
 
     # ---- training ----------------------------------------------------------------
     def train(self):
@@ -112,7 +95,7 @@ class Trainer:
         try:
             counts, accepted = self._epoch(epoch)
         except Exception as e:
-            self._check_signal()  # a loader worker killed by the same Ctrl-C
+            self.signals.check()  # a loader worker killed by the same Ctrl-C
             stop = e if isinstance(e, TooManySkips) else worker_death(e)
             if stop is None:
                 raise
@@ -121,7 +104,7 @@ class Trainer:
         self.loss.end_log(accepted, self.world, self.device)
         self.ckp.add_scalars(epoch, {**self.loss.epoch_values(), 'lr': self.stepper.lr()})
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
-                           + self.stepper.describe())
+                           + self.stepper.describe() + f'; {self.clock.describe()} so far')
         self.stepper.end_epoch()
         self.epoch, self.start_batch, self.tested = epoch, 0, False
 
@@ -132,6 +115,7 @@ class Trainer:
         counts, accepted = [0] * len(self.scale), start
         t_data = t_model = 0.0  # seconds waiting for batches and in steps, since the last log line
         t = time.perf_counter()
+        self.clock.start()
         bar = tqdm(loader, total=len(loader) - start, desc=f'Epoch {epoch}', unit='it',
                    dynamic_ncols=True, leave=False, disable=None)
         with bar:
@@ -141,6 +125,8 @@ class Trainer:
                 counts[idx_scale] += 1
                 accepted += self.step(lr, hr, idx_scale, names)
                 t_model += time.perf_counter() - t
+                self.clock.tick()
+                self.stepper.advance(self.clock.progress((epoch - 1) * len(loader) + batch + 1))
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',
                                 lr=f'{self.stepper.lr():.1e}')
@@ -150,7 +136,10 @@ class Trainer:
                         f'{self.loss.display_loss(max(accepted - 1, 0))}\t{t_model:.1f}+{t_data:.1f}s',
                         quiet=not bar.disable)  # printed when there is no progress bar (not a terminal)
                     t_data = t_model = 0.0
-                self._check_signal()
+                self.signals.check()
+                if self.clock.spent():
+                    self.ckp.write_log(f'--time_budget spent ({self.clock.describe()}): testing and saving')
+                    break
                 t = time.perf_counter()
         return counts, accepted
 
@@ -187,7 +176,7 @@ class Trainer:
         if self.world.main or shard:
             averaged = self.stepper.averaged() if self.stepper else contextlib.nullcontext()
             with averaged, autocast(self.args.amp, self.device):
-                self.evaluator.run(self.model, self.epoch, shard, None if self.args.test_only else self._check_signal)
+                self.evaluator.run(self.model, self.epoch, shard, None if self.args.test_only else self.signals.check)
         self.tested = True
         if not self.args.test_only:
             self.save(is_best=self.evaluator.is_best(self.epoch))
@@ -196,4 +185,4 @@ class Trainer:
     def terminate(self):
         if self.args.test_only or not self.tested:  # (not tested: resumed after an interruption during test())
             self.test()
-        return self.args.test_only or self.epoch >= self.args.epochs
+        return self.args.test_only or self.epoch >= self.args.epochs or self.clock.spent()

@@ -201,13 +201,13 @@ def test_modcrop_before_lr_and_compare(tmp_path):
 
 def test_registered_names_and_dataset_kind(tmp_path, mini):
     from registry import DATASETS
-    assert DATASETS.names() == ['Demo', 'DIV2K', 'Folder', 'Sample']
+    assert DATASETS.names() == ['BSD200', 'Demo', 'DIV2K', 'Folder', 'General100', 'Sample', 'T91']
     d = tmp_path / 'data'
-    kinds = {n: data.dataset_kind(n, d) for n in ('div2k', 'Sample', 'FOLDER', 'Demo', 'video', 'Mini',
-                                                  'benchmark', 'srdata', 'common', 'Nope')}
+    kinds = {n: data.dataset_kind(n, d) for n in ('div2k', 'Sample', 'FOLDER', 'Demo', 'video', 'Mini', 't91',
+                                                  'benchmark', 'srdata', 'common', 'classic', 'Nope')}
     assert kinds == {'div2k': 'module', 'Sample': 'module', 'FOLDER': 'module', 'Demo': 'module',
-                     'video': 'video', 'Mini': 'benchmark', 'benchmark': None, 'srdata': None,
-                     'common': None, 'Nope': None}
+                     'video': 'video', 'Mini': 'benchmark', 't91': 'module', 'benchmark': None, 'srdata': None,
+                     'common': None, 'classic': None, 'Nope': None}
 
 
 def test_cache_mem_is_shared_by_the_datasets_of_one_run(tmp_path, mini, monkeypatch):
@@ -385,3 +385,94 @@ def test_nothing_written_in_dir_data(tmp_path, exp_name, capsys):
     lrs = sorted(p.name for p in (tmp_path / 'cache').rglob('*.png') if 'LR_bicubic' in str(p))
     assert lrs == sorted(f'{n}x{s}.png' for n in ('baby', 'bird', 'butterfly', 'head', 'woman') for s in (2, 4))
     assert len(list((tmp_path / 'cache').rglob('*.npy'))) == 5 * 3
+
+
+# ---- the classic training sets, --augment_scales, images that fit some scales ----------
+def classic_args(tmp_path, *extra, data='data', scale='2+4', patch='50', ext='sep'):
+    return option.parse_args(['--cpu', '--n_threads', '0', '--data_train', 'T91', '--data_test', 'Demo',
+                              '--dir_data', str(tmp_path / data), '--dir_cache', str(tmp_path / 'cache'),
+                              '--scale', scale, '--patch_size', patch, '--ext', ext, '--batch_size', '4',
+                              '--test_every', '5'] + list(extra))
+
+
+@pytest.fixture
+def t91(tmp_path):
+    """<tmp>/data/T91: three BMP images; with --patch_size 50 the third (49x60) is too small
+    for the x2 patch (25 LR pixels; its x2 LR image is 24x30) but fits x4 (12; 12x15)."""
+    rng = np.random.default_rng(3)
+    d = tmp_path / 'data' / 'T91'
+    d.mkdir(parents=True)
+    imgs = {'t1': smooth_image(rng, 60, 52), 't2': smooth_image(rng, 54, 70), 't3': smooth_image(rng, 49, 60)}
+    for k, v in imgs.items():
+        Image.fromarray(v).save(d / f'{k}.bmp')
+    return imgs
+
+
+@pytest.mark.skipif(not (SHARED / 'T91').is_dir(), reason=f'no T91 in {SHARED}')
+def test_shared_t91_and_bsd200_are_read_as_they_are(tmp_path):
+    args = option.parse_args(['--cpu', '--n_threads', '2', '--data_train', 'T91+BSD200', '--data_test', 'Demo',
+                              '--dir_data', str(SHARED), '--dir_cache', str(tmp_path / 'cache'), '--scale', '4',
+                              '--patch_size', '48', '--ext', 'img'])
+    t91, bsd = (make_dataset(args, n, train=True) for n in ('T91', 'BSD200'))
+    assert len(t91.images_hr) == 91 and len(bsd.images_hr) == 200
+    assert all(p.endswith('.bmp') for p in t91.images_hr) and all(p.endswith('.png') for p in bsd.images_hr)
+    lr, hr, name, _ = t91[(0, 0, 7)]
+    assert hr.shape == (3, 48, 48) and lr.shape == (3, 12, 12)
+    assert not list(Path(SHARED).rglob('*.npy'))  # nothing written into the shared data
+
+
+def test_classic_bmp_set_and_an_image_used_only_where_it_fits(tmp_path, t91):
+    """t3 is too small for the x2 patch but fits x4: it is used at x4 only; an x2
+    sample that lands on it takes another image, chosen by the sample's seed (the
+    same every time)."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        ds = make_dataset(classic_args(tmp_path), 'T91', train=True)
+    msgs = [str(w.message) for w in caught]
+    assert any('used at the scales where they fit (x2: 2 of 3)' in m for m in msgs), msgs
+    assert [Path(p).name for p in ds.images_hr] == ['t1.bmp', 't2.bmp', 't3.bmp']
+    t3 = 2
+    for seed in range(20):
+        lr, hr, name, _ = ds[(t3, 0, seed)]      # x2
+        assert name in ('t1', 't2') and hr.shape == (3, 50, 50)
+        assert torch.equal(ds[(t3, 0, seed)][1], hr)  # the same choice again
+        lr, hr, name, _ = ds[(t3, 1, seed)]      # x4: t3 itself
+        assert name == 't3' and hr.shape == (3, 48, 48) and lr.shape == (3, 12, 12)
+    # a set where no image fits one of the scales is an error naming it
+    (tmp_path / 'only' / 'T91').mkdir(parents=True)
+    Image.fromarray(t91['t3']).save(tmp_path / 'only' / 'T91' / 't3.bmp')
+    with pytest.raises(common.DataError, match='no image .* is large enough for the x2 patch'):
+        make_dataset(classic_args(tmp_path, data='only'), 'T91', train=True)
+
+
+def test_augment_scales_cached_and_deterministic(tmp_path, t91):
+    """--augment_scales 1+0.9+0.6: the HR images plus their MATLAB-bicubic
+    downscales (output size ceil(s * side)), cached once; LR made from those."""
+    args = classic_args(tmp_path, '--augment_scales', '1+0.9+0.6', scale='2', patch='16')
+    ds = make_dataset(args, 'T91', train=True)
+    names = [Path(p).stem for p in ds.images_hr]
+    assert names == ['t1', 't2', 't3', 't1_s0.9', 't2_s0.9', 't3_s0.9', 't1_s0.6', 't2_s0.6', 't3_s0.6']
+    for stem, f in (('t1_s0.9', 0.9), ('t2_s0.6', 0.6)):
+        i = names.index(stem)
+        src = t91[stem.split('_')[0]]
+        want = imresize(src, f)
+        assert want.shape[:2] == tuple(int(np.ceil(f * n - 1e-9)) for n in src.shape[:2])
+        np.testing.assert_array_equal(iio.imread(ds.images_hr[i]), want)
+        lr, hr, _, _ = ds[(i, 0, 3)]
+        assert hr.shape == (3, 16, 16)
+    scaled = sorted((tmp_path / 'cache').rglob('*_s0.*.png'))
+    stamps = {p: p.stat().st_mtime_ns for p in scaled}
+    again = make_dataset(args, 'T91', train=True)  # cached: nothing made again, the same samples
+    assert {p: p.stat().st_mtime_ns for p in scaled} == stamps
+    for k in range(len(names)):
+        assert torch.equal(again[(k, 0, 11)][1], ds[(k, 0, 11)][1])
+    # a test set is never augmented
+    assert len(make_dataset(args, 'T91', train=False).images_hr) == 3
+    assert not list((tmp_path / 'data').rglob('*_s0*'))  # nothing written into --dir_data
+
+
+def test_augment_scales_bad_values_are_one_line(tmp_path):
+    for bad in ('1+1.2', '0', 'x', '1+1'):
+        with pytest.raises(SystemExit):
+            classic_args(tmp_path, '--augment_scales', bad)

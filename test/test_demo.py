@@ -39,9 +39,9 @@ def test_recipe_flags_parse(name, tmp_path):
     made for $BENCH, so nothing outside the test is needed)."""
     data = tmp_path / 'data'
     bench = 'Set5+Set14'
-    for s in bench.split('+'):
+    for s in bench.split('+') + ['B100']:
         (data / 'benchmark' / s / 'HR').mkdir(parents=True)
-    cmd = recipes()[name].replace('$DATA', str(data)).replace('$BENCH', bench)
+    cmd = recipes()[name].replace('$DATA', str(data)).replace('$BENCH', bench).replace('$CLASSIC', str(data))
     argv = shlex.split(cmd)[2:]
     args = option.parse_args(argv)
     assert args.model and args.scale

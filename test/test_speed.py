@@ -282,3 +282,35 @@ def test_benchmark_smoke_prints_table_and_json(tmp_path):
     e = rows['eager fp32']
     assert abs(rows['--amp bf16']['x_eager_train'] - rows['--amp bf16']['it_per_s'] / e['it_per_s']) < 1e-9
     assert 'skipped' in rows['--compile']  # --smoke leaves compilation out, and says so
+    # distance to the hardware: the peak measured in the same run, each row's FLOPs and fractions of it
+    assert 'peak GFLOP/s' in p.stdout and 'distance to the hardware' in p.stdout, p.stdout
+    peak = r['peak']
+    for prec in ('fp32', 'bf16') + (('fp16',) if peak['device'].startswith('cuda') else ()):
+        ref = peak[prec]
+        assert ref['matmul_gflops'] > 0 and ref['conv_gflops'] > 0 and ref['matmul_n'] > 0, ref
+        assert ref['peak_gflops'] == max(ref['matmul_gflops'], ref['conv_gflops'])
+    f = r['flops']['main']  # a step: 3 x the forward FLOPs (2 per multiply-add) of the batch's LR patches
+    assert f['counted_on'] == 'meta' and f['lr_patch'] == '24x24'
+    assert f['train_flops_per_step'] == 3 * 2 * r['config']['batch_size'] * f['multi_adds_lr_patch'] > 0
+    for name in measured:
+        o = rows[name]
+        cuda_fp16 = 'fp16' in name and peak['device'].startswith('cuda')  # a CPU: fp16 rows against fp32
+        assert o['peak_precision'] == ('bf16' if 'bf16' in name else 'fp16' if cuda_fp16 else 'fp32'), o
+        assert o['train_flops_per_step'] > 0 and o['infer_flops_per_frame'] > 0
+        assert abs(o['train_tflops'] - o['train_flops_per_step'] / o['compute_ms'] * 1e3 / 1e12) < 1e-12
+        for k in ('train', 'infer'):
+            assert o[f'{k}_tflops'] > 0
+            assert 0 < o[f'{k}_x_peak'] <= o[f'{k}_x_conv'] < 2, o
+
+
+def test_time_budget_under_torchrun_stops_every_rank_at_the_same_step(tmp_path, exp_name):
+    """--time_budget under torchrun: the ranks agree on the step where the budget
+    is spent (a rank that stopped alone would leave the other waiting in its next
+    collective until --dist_timeout); the run tests, saves and exits 0."""
+    name = exp_name('ddp_budget')
+    p = run(tiny(tmp_path / 'c', '--time_budget', '0.02', '--epochs', '50', '--test_every', '400',
+                 '--dist_timeout', '1', '--save', name), torchrun=True)
+    log = (REPO / 'experiment' / name / 'log.txt').read_text()
+    assert log.count('--time_budget spent') == 1 and log.count('Evaluation:') == 1, p.stdout
+    st = torch.load(REPO / 'experiment' / name / 'state.pt', weights_only=True)
+    assert st['epoch'] == 1 and st['train_seconds'] >= 1.2

@@ -1,4 +1,6 @@
 """Training: MSDataLoader, Loss, Trainer steps, skips, resume, data errors."""
+import math
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -353,3 +355,41 @@ def test_corrupt_image_in_training_set_skipped_but_error_in_test_set(cache, tmp_
     args = option.parse_args(tiny(cache, '--test_only', '--data_test', 'Mine', '--dir_data', str(tmp_path / 'bench')))
     with pytest.raises(DataError, match='broken.png'):
         data.Data(args)
+
+
+# ---- --time_budget ----------------------------------------------------------
+def test_time_budget_stops_tests_saves_and_a_resume_continues_it(cache, exp_name):
+    """--time_budget 0.03 (1.8 s): the run stops at the step where the budget is
+    spent, tests and saves; its state holds the training seconds, and a resume
+    goes on with what is left of the budget; --decay cosine follows it."""
+    name = exp_name('budget')
+    d = REPO / 'experiment' / name
+    budget = ['--time_budget', '0.03', '--decay', 'cosine', '--test_every', '1000', '--epochs', '1']
+    code, out, err = run_main(tiny(cache, *budget, '--save', name))
+    assert code == 0, err
+    assert re.search(r'--time_budget spent \(\d+\.\d min of training of the 0.03 min budget\): testing and saving', out)
+    assert 'Evaluation:' in out and (d / 'results.json').exists()
+    st = torch.load(d / 'state.pt', weights_only=True)
+    steps = st['optimizer']['state'][0]['step'].item()
+    assert 1.8 <= st['train_seconds'] < 1.8 + 2 and 1 <= steps < 1000
+    assert st['epoch'] == 1 and st['start_batch'] == 0  # the cut epoch is done: tested and saved
+    lr = st['optimizer']['param_groups'][0]['lr']
+    assert lr < 1e-3 * (1 + math.cos(math.pi * 0.5)) / 2  # past the middle of the cosine
+    # a resume with a larger budget trains on for what is left of it, not for the whole budget again
+    code, out, err = run_main(tiny(cache, '--time_budget', '0.06', '--decay', 'cosine', '--test_every', '1000',
+                                   '--epochs', '3', '--load', name, '--resume', '-1'))
+    assert code == 0, err
+    st2 = torch.load(d / 'state.pt', weights_only=True)
+    assert 3.6 <= st2['train_seconds'] < 3.6 + 2 and st2['epoch'] == 2
+    assert st2['optimizer']['state'][0]['step'].item() > steps
+
+
+def test_time_budget_bad_values_are_one_line(cache):
+    for extra, msg in ((['--time_budget', '-1'], '--time_budget: must be a non-negative number of minutes'),
+                       (['--time_budget', 'nan'], '--time_budget: must be a non-negative number of minutes'),
+                       (['--time_budget', 'x'], "argument --time_budget: invalid float value: 'x'"),
+                       (['--decay', 'cosine', '--epochs', '0'], '--decay cosine: needs an end to follow')):
+        code, out, err = run_main(tiny(cache, *extra, '--save', 'pytest_never_made'))
+        lines = error_lines(err)
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f'main.py: error: {msg}'), err
+    assert not (REPO / 'experiment' / 'pytest_never_made').exists()

@@ -34,9 +34,13 @@ SMALL = {
                '--window_size', '4'],
     'SwinIR_light': ['--model', 'SwinIR', '--embed_dim', '12', '--depths', '2+2', '--num_heads', '2+3',
                      '--window_size', '4', '--swin_upsampler', 'pixelshuffledirect'],
+    'SRCNN': ['--model', 'SRCNN', '--n_feats', '16', '--srcnn_n2', '8'],
+    'FSRCNN': ['--model', 'FSRCNN', '--fsrcnn_d', '16', '--fsrcnn_s', '8', '--fsrcnn_m', '2'],
+    'ESPCN': ['--model', 'ESPCN', '--n_feats', '16', '--espcn_n2', '8'],
 }
-MULTI = ['VDSR', 'SRResNet', 'RCAN', 'RDN', 'SwinIR', 'SwinIR_light']  # one model for 2+3+4
-PER_SCALE = {'SRResNet': 'tail', 'RCAN': 'tail', 'RDN': 'UPNet', 'SwinIR': 'upsample', 'SwinIR_light': 'upsample'}
+MULTI = ['VDSR', 'SRResNet', 'RCAN', 'RDN', 'SwinIR', 'SwinIR_light', 'SRCNN', 'FSRCNN', 'ESPCN']  # one model, 2+3+4
+PER_SCALE = {'SRResNet': 'tail', 'RCAN': 'tail', 'RDN': 'UPNet', 'SwinIR': 'upsample', 'SwinIR_light': 'upsample',
+             'FSRCNN': 'tail', 'ESPCN': 'tail'}
 
 SWIN_M = ['--model', 'SwinIR']
 SWIN_S = ['--model', 'SwinIR', '--embed_dim', '60', '--depths', '6+6+6+6', '--num_heads', '6+6+6+6',
@@ -318,10 +322,57 @@ def test_released(tmp_path):
             released.find_released(args)
 
 
-@pytest.mark.parametrize('name', ['VDSR', 'SRResNet', 'RCAN', 'RDN', 'DDBPN', 'SwinIR', 'SwinIR_light'])
+# ---- the classic networks: SRCNN, FSRCNN, ESPCN ---------------------------------------
+def weights_only(net):
+    """Filter weights without biases or PReLU slopes: what the SRCNN and FSRCNN papers count."""
+    return sum(p.numel() for n, p in net.named_parameters() if n.endswith('weight') and p.dim() > 1)
+
+
+@pytest.mark.parametrize('template,scale,paper', [
+    ('SRCNN', 3, 8_032),        # Dong et al. TPAMI 2016, Sec. 4.3: 9-1-5 (n1 64, n2 32)
+    ('SRCNN_955', 3, 57_184),   # 9-5-5; FSRCNN paper Table 1 lists SRCNN-Ex with 57,184
+    ('FSRCNN', 3, 12_464),      # FSRCNN paper Table 1: FSRCNN(56, 12, 4)
+    ('FSRCNN_s', 3, 3_937),     # FSRCNN-s(32, 5, 1): 5^2*32 + 32*5 + 9*5^2 + 5*32 + 9^2*32
+    ('ESPCN', 3, 5 * 5 * 64 + 3 * 3 * 64 * 32 + 3 * 3 * 32 * 9),  # Shi et al. 5-3-3, (64, 32), r = 3, Y
+])
+def test_classic_templates_give_the_papers_networks(template, scale, paper, tmp_path):
+    (tmp_path / 'benchmark' / 'Set5').mkdir(parents=True)
+    args = option.parse_args(['--template', template, '--scale', str(scale), '--test_only', '--data_test', 'Set5',
+                              '--dir_data', str(tmp_path)])
+    assert args.n_colors == 1  # they work on the Y channel, as the papers
+    net, meta = build_network(args)
+    assert weights_only(net) == paper
+    with torch.no_grad():
+        assert net(torch.rand(1, 1, 7, 9) * 255).shape == (1, 1, 7 * scale, 9 * scale)
+
+
+@pytest.mark.parametrize('name', ['SRCNN', 'FSRCNN', 'ESPCN'])
+def test_classic_networks_chop_and_self_ensemble(name, tmp_path):
+    """--chop with an overlap covering the receptive field equals the untiled
+    output; --self_ensemble is the mean of the eight flips and transposes."""
+    x = lr_batch(h=30, w=26)
+    torch.manual_seed(0)
+    plain = Model(make_args(SMALL[name] + ['--cpu'], (2, 3)), Ckp(tmp_path)).eval()
+    sd = plain.state_dict()
+    chop = Model(make_args(SMALL[name] + ['--cpu', '--chop', '--chop_size', '16', '--chop_overlap', '7'], (2, 3)),
+                 Ckp(tmp_path)).eval()
+    ens = Model(make_args(SMALL[name] + ['--cpu', '--self_ensemble'], (2, 3)), Ckp(tmp_path)).eval()
+    chop.load_state_dict(sd)
+    ens.load_state_dict(sd)
+    from model.forward import inverse_transform, transform
+    with torch.no_grad():
+        for i in (0, 1):
+            want = plain(x, i)
+            assert (chop(x, i) - want).abs().max() < 1e-3
+            mean = sum(inverse_transform(plain(transform(x, t), i), t) for t in range(8)) / 8
+            assert (ens(x, i) - mean).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize('name', ['VDSR', 'SRResNet', 'RCAN', 'RDN', 'DDBPN', 'SwinIR', 'SwinIR_light',
+                                  'SRCNN', 'SRCNN_955', 'FSRCNN', 'FSRCNN_s', 'ESPCN'])
 def test_templates(name, tmp_path):
     (tmp_path / 'benchmark' / 'Set5').mkdir(parents=True)
     args = option.parse_args(['--template', name, '--test_only', '--data_test', 'Set5', '--dir_data', str(tmp_path),
                               '--dir_cache', str(tmp_path / 'cache')])
-    assert args.model == ('SwinIR' if 'SwinIR' in name else name)
+    assert args.model == name.split('_')[0]
     assert args.patch_size % max(args.scale) == 0

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from data import common
 from data.common import DataError
 from data.degrade import Degradation
+from data.imresize import imresize
 
 
 def _stem(path):
@@ -103,6 +104,28 @@ def parallel(fn, jobs, desc, n_threads):
     return list(zip(jobs, errors))
 
 
+def scaled_copies(entries, factors, folder, n_colors, stale, parallel, bad):
+    """--augment_scales: every HR image of `entries` also downscaled by each
+    factor below 1 (MATLAB bicubic, rounded to 8 bits) and cached in
+    `folder` once; those are HR images of their own (their LR images are made
+    from them). The originals are kept when 1 is one of the factors. A source
+    that cannot be read goes to bad(err, hr)."""
+    def path(hr, f):
+        return os.path.join(f'{folder}_c{n_colors}', f'{_stem(hr)}_s{f:g}.png')
+
+    def make(job):
+        hr, f = job
+        _write_png(path(hr, f), imresize(common.read_image(hr, n_colors), f))
+    jobs = [(hr, f) for f in factors if f != 1 for hr, _ in entries]
+    failed = set()
+    for (hr, _), err in parallel(make, [j for j in jobs if stale(path(*j), j[0])], 'scaling HR images'):
+        if err is not None:
+            bad(err, hr)
+            failed.add(hr)
+    return [e for e in entries if 1 in factors and e[0] not in failed] + \
+        [(path(hr, f), {}) for hr, f in jobs if hr not in failed]
+
+
 class MemBudget:
     """The bytes of decoded images that may be held in RAM: --cache_mem GiB,
     split across the torchrun ranks of a node (LOCAL_WORLD_SIZE)."""
@@ -136,6 +159,8 @@ class SRData(Dataset):
             raise DataError(f'{name}: {what} {self.dir_hr}' + (f' (expected {self.layout})' if self.layout else ''))
         key = hashlib.sha1(str(Path(self.dir_hr).resolve()).encode()).hexdigest()[:8]
         self.cache_dir = os.path.join(args.dir_cache, f'{name}_{key}')
+        if train:
+            entries = self._augment(entries)
         self._prepare(entries, MemBudget(args.cache_mem) if budget is None else budget)
         n = len(self.images_hr)
         self.repeat = max(-(-args.batch_size * args.test_every // n), 1) if train else 1  # ceil
@@ -190,6 +215,13 @@ class SRData(Dataset):
             raise DataError(f'{self.name}: no usable images left in {self.dir_hr}')
         if self.ext == 'sep':
             self._hold_arrays(budget)
+
+    def _augment(self, entries):
+        """--augment_scales (see scaled_copies)."""
+        if self.args.augment_scales == (1,):
+            return entries
+        return scaled_copies(entries, self.args.augment_scales, os.path.join(self.cache_dir, 'HR_scaled'),
+                             self.args.n_colors, self._stale, self._parallel, lambda err, hr: self._bad(err, set(), hr))
 
     def _make_lr(self, hr, s):
         """The cached LR image of `hr` at scale s, made from it."""
@@ -272,17 +304,30 @@ class SRData(Dataset):
         return state
 
     def _drop_small(self, bad):
-        for i, hr in enumerate(self.images_hr):
-            if hr in bad:
-                continue
-            for si, s in enumerate(self.scale):
-                h, w = self._shape(self.images_lr[si][i], self._kind(s))
-                if min(h, w) < self.args.patch_size // s:
-                    warnings.warn(f'skipping {hr}: its x{s} LR image ({w}x{h}) is smaller than the '
-                                  f'patch ({self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})',
-                                  stacklevel=2)
-                    bad.add(hr)
-                    break
+        """Training: an image smaller than the patch at every scale is skipped
+        with a warning; one that fits only some scales is used at those
+        (self.fits: per scale, whether each image fits; see __getitem__)."""
+        fit = {hr: [min(self._shape(self.images_lr[si][i], self._kind(s))) >= self.args.patch_size // s
+                    for si, s in enumerate(self.scale)]
+               for i, hr in enumerate(self.images_hr) if hr not in bad}
+        for hr, ok in fit.items():
+            if not any(ok):
+                s = self.scale[-1]
+                warnings.warn(f'skipping {hr}: its LR images are smaller than the patch at every scale (x{s}: '
+                              f'{self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})', stacklevel=2)
+                bad.add(hr)
+        self.fits = [np.array([fit[hr][si] for hr in self.images_hr if hr not in bad], bool)
+                     for si in range(len(self.scale))]
+        self.fitting = [np.flatnonzero(f) for f in self.fits]
+        partial = [f'x{s}: {f.sum()} of {len(f)}' for s, f in zip(self.scale, self.fits) if not f.all()]
+        if partial and all(len(f) for f in self.fitting):
+            warnings.warn(f'{self.name}: images smaller than the patch at some scales are used at the scales '
+                          f'where they fit ({", ".join(partial)})', stacklevel=2)
+        usable = any(any(ok) for ok in fit.values())  # else: 'no usable images left' (_prepare)
+        for s, f in zip(self.scale, self.fitting):
+            if usable and not len(f):
+                raise DataError(f'{self.name}: no image in {self.dir_hr} is large enough for the x{s} patch '
+                                f'({self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})')
 
     def _shape(self, path, kind):
         if self.ext == 'sep':
@@ -317,6 +362,8 @@ class SRData(Dataset):
         else:
             i, idx_scale, seed = index, self.idx_scale, 0
         i %= len(self.images_hr)
+        if self.train and not self.fits[idx_scale][i]:  # too small for this scale's patch: another image
+            i = int(np.random.default_rng((seed, 1)).choice(self.fitting[idx_scale]))
         s = self.scale[idx_scale]
         hr_path, lr_path = self.images_hr[i], self.images_lr[idx_scale][i]
         hr = common.modcrop(self._load(hr_path, 'HR'), s)

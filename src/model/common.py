@@ -10,7 +10,7 @@ import torch.nn as nn
 from model.flags import Flag
 
 # flags several networks declare
-ACT = Flag('act', 'activation: relu, lrelu or prelu')
+ACT = Flag('act', 'activation: relu, lrelu, prelu or tanh')
 SHIFT_MEAN = Flag('shift_mean', 'subtract the DIV2K mean at input, add at output (RGB)')
 N_FEATS = Flag('n_feats', 'feature maps')
 N_RESBLOCKS = Flag('n_resblocks', 'residual blocks')
@@ -29,7 +29,9 @@ def make_act(name='relu'):
         return nn.LeakyReLU(0.2, True)
     if name == 'prelu':
         return nn.PReLU()
-    raise ValueError(f"--act: unknown activation '{name}' (relu, lrelu, prelu)")
+    if name == 'tanh':
+        return nn.Tanh()
+    raise ValueError(f"--act: unknown activation '{name}' (relu, lrelu, prelu, tanh)")
 
 
 class MeanShift(nn.Conv2d):
