@@ -3,7 +3,12 @@ with exit code 1, and helpers that reduce an exception to one line."""
 
 
 class SRLabError(Exception):
-    """A user-facing error: main.py prints it as one line and exits non-zero."""
+    """A user-facing error at run time: main.py prints it as one line and exits with 1."""
+
+
+class UsageError(SRLabError):
+    """A mistake in the command line found after parsing (e.g. --save names a run that exists):
+    one line, exit code 2, as the parser's own errors."""
 
 
 def error_text(e):
@@ -19,3 +24,11 @@ def one_line(e):
         last = msg[-1]
         return last.split(': ', 1)[1] if ': ' in last else last
     return msg[0] if msg else type(e).__name__
+
+
+def did_you_mean(name, names):
+    """'; did you mean X?' for the closest of `names` (case-insensitive), or ''."""
+    import difflib
+    lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(str(name).lower(), list(lower), n=1, cutoff=0.6)
+    return f'; did you mean {lower[close[0]]}?' if close else ''

@@ -32,6 +32,7 @@ class Evaluator:
         self.world, self.device = world, device
         self.scales = list(args.scale)
         self.log = torch.Tensor()  # PSNR: epochs x sets x scales
+        self.minutes = []          # the training minutes (the run's clock) at each row of the log
         self.best = {}             # 'set/xS' -> (psnr, epoch)
         self.bicubic = {}          # (set, scale) -> (psnr, ssim) of the Bicubic baseline
         self.results = {}          # set -> scale -> entry (results.json)
@@ -42,10 +43,11 @@ class Evaluator:
             self.figures = compare.FigureWriter(args, ckp)
 
     # ---- testing --------------------------------------------------------------
-    def run(self, model, epoch, shard=False, check_signal=None):
-        """Test every set and scale; log the lines and the table, write results.json."""
+    def run(self, model, epoch, shard=False, check_signal=None, minutes=None):
+        """Test every set and scale; log the lines and the table, write results.json.
+        minutes: the training minutes so far (the x of psnr_minutes.png; None: --test_only)."""
         self.ckp.write_log('\nEvaluation:')
-        self.epoch = epoch
+        self.epoch, t0 = epoch, time.perf_counter()
         row = torch.zeros(1, len(self.loaders), len(self.scales))
         model.eval()
         rows = []
@@ -53,20 +55,24 @@ class Evaluator:
             if shard:
                 loader.set_shard(self.world.rank, self.world.world_size)
             for idx_scale, scale in enumerate(self.scales):
-                entry, n = self._test(model, loader, idx_scale, shard, check_signal)
+                entry, _ = self._test(model, loader, idx_scale, shard, check_signal)
+                if minutes is not None:
+                    entry['train_minutes'] = round(minutes, 3)
                 name = loader.dataset.name
                 if 'psnr' in entry:
                     row[0, idx_data, idx_scale] = entry['psnr']
-                self.record(name, scale, entry, epoch, n)
+                self.record(name, scale, entry, epoch, written=self.ckp.results_written())
                 rows.append((name, scale, entry))
         self.log = torch.cat([self.log, row])
+        self.minutes.append(float('nan') if minutes is None else minutes)
         self.write_results()
-        self.ckp.end_background()
         self.ckp.write_log(self.table(rows))
+        self.ckp.write_log(f'Testing took {time.perf_counter() - t0:.1f} s'
+                           + (f' (after {minutes:.1f} min of training)' if minutes is not None else ''))
 
     def _test(self, model, loader, idx_scale, shard, check_signal):
         name, scale = loader.dataset.name, self.scales[idx_scale]
-        want_bicubic = not self.args.test_only and (name, scale) not in self.bicubic
+        want_bicubic = self.args.model != 'Bicubic' and (name, scale) not in self.bicubic
         loader.set_scale(idx_scale)
         sums = self._sums(model, loader, idx_scale, want_bicubic, check_signal)
         if shard:
@@ -109,7 +115,8 @@ class Evaluator:
                     sums[3] += s
             if args.save_gt:
                 save_list += [lr.float(), hr] if hr.numel() else [lr.float()]
-            self.ckp.save_results(loader.dataset, filename[0], save_list, scale)
+            if args.save_results or not hr.numel():  # Demo: the outputs are what it is for
+                self.ckp.save_results(loader.dataset, filename[0], save_list, scale)
             if sums[4] <= 2 and hr.numel():  # TensorBoard: SR and HR crops of the first images
                 self._crops(loader.dataset.name, scale, filename[0], sr, hr)
             if self.figures is not None and hr.numel():
@@ -137,18 +144,20 @@ class Evaluator:
         """Keep an entry for results.json."""
         self.results.setdefault(name, {})[str(scale)] = entry
 
-    def record(self, name, scale, entry, epoch=0, n=1):
-        """add(), track the best PSNR and log the line of a set and scale."""
+    def record(self, name, scale, entry, epoch=0, written=0):
+        """add(), track the best PSNR and log the line of a set and scale
+        (`written`: the result images its test wrote)."""
         self.add(name, scale, entry)
+        saved = f'; wrote {written} image(s) to {self.ckp.get_path(f"results-{name}")}' if written else ''
         if 'psnr' not in entry:
-            self.ckp.write_log(f'[{name} x{scale}]\tsaved {n} image(s)')
+            self.ckp.write_log(f'[{name} x{scale}]\t{saved[2:] or "wrote no image"}')
             return
         key = f'{name}/x{scale}'
         if key not in self.best or entry['psnr'] > self.best[key][0]:
             self.best[key] = (entry['psnr'], epoch)
         b, be = self.best[key]
-        self.ckp.write_log(f'[{name} x{scale}]\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f} '
-                           f'(Best: {b:.2f} @epoch {be})')
+        best = '' if self.args.test_only else f' (Best: {b:.2f} @epoch {be})'
+        self.ckp.write_log(f'[{name} x{scale}]\tPSNR: {entry["psnr"]:.2f} SSIM: {entry["ssim"]:.4f}{best}{saved}')
         self.ckp.add_scalars(epoch, {f'psnr/{name}_x{scale}': entry['psnr'], f'ssim/{name}_x{scale}': entry['ssim']})
 
     def is_best(self, epoch):
@@ -173,10 +182,20 @@ class Evaluator:
 
     # ---- files ----------------------------------------------------------------
     def write_results(self):
-        """results.json: {set: {scale: {'psnr', 'ssim', 'seconds_per_image', ...}}} (rank 0)."""
-        if self.world.main:
-            atomic.atomic_write_text(json.dumps(self.results, indent=2, sort_keys=True) + '\n',
-                                      self.ckp.get_path('results.json'))
+        """results.json: {set: {scale: {'psnr', 'ssim', 'seconds_per_image', ...}}} (rank 0);
+        a --test_only run also writes its paper table (evaluate.py's): table.md and table.tex."""
+        if not self.world.main:
+            return
+        atomic.atomic_write_text(json.dumps(self.results, indent=2, sort_keys=True) + '\n',
+                                 self.ckp.get_path('results.json'))
+        if self.args.test_only:
+            import evaluate
+            name = self.args.model + ('+' if self.args.self_ensemble else '')  # the papers' name for x8 ensembles
+            scored = evaluate.from_run_results(self.results, name)
+            if scored:
+                md, tex = evaluate.tables(scored)  # Bicubic first, where it was measured
+                atomic.atomic_write_text(md, self.ckp.get_path('table.md'))
+                atomic.atomic_write_text(tex, self.ckp.get_path('table.tex'))
 
     def export(self):
         """psnr_log.pt and the per-set PSNR plots (part of a save, see state.py)."""
@@ -184,13 +203,24 @@ class Evaluator:
         atomic.atomic_save(self.log, self.ckp.get_path('psnr_log.pt'))
 
     def plot(self):
-        """test_<set>.pdf/.png: PSNR per epoch, one line per scale."""
+        """test_<set>.pdf/.png: PSNR per epoch, one line per scale, and the
+        Bicubic baseline of each scale as a dashed line of its colour;
+        psnr_minutes.pdf/.png: the same against the training minutes, one panel per set."""
         if len(self.log) == 0:
             return
-        axis = np.arange(1, len(self.log) + 1)
+        epochs = np.arange(1, len(self.log) + 1)
+        minutes = np.array(self.minutes if len(self.minutes) == len(self.log) else [np.nan] * len(self.log))
+        timed = ~np.isnan(minutes)
+        panels = []
         for idx_data, d in enumerate(self.names()):
-            lines = {f'Scale {s}': (axis, self.log[:, idx_data, i].numpy()) for i, s in enumerate(self.scales)}
-            save_plot(self.ckp.get_path(f'test_{d}'), [('PSNR (dB)', lines, {})], f'SR on {d}')
+            psnr = {f'Scale {s}': self.log[:, idx_data, i].numpy() for i, s in enumerate(self.scales)}
+            bicubic = {f'Bicubic x{s}': self.bicubic[(d, s)][0] for s in self.scales if (d, s) in self.bicubic}
+            save_plot(self.ckp.get_path(f'test_{d}'), [('PSNR (dB)', {k: (epochs, y) for k, y in psnr.items()},
+                                                        bicubic)], f'SR on {d}')
+            panels.append((f'{d} PSNR (dB)', {k: (minutes[timed], y[timed]) for k, y in psnr.items()}, bicubic))
+        if timed.any():
+            save_plot(self.ckp.get_path('psnr_minutes'), panels, 'PSNR against training time',
+                      xlabel='Training minutes')
 
     # ---- run state (see state.py) ----------------------------------------------
     def names(self):
@@ -199,10 +229,11 @@ class Evaluator:
 
     def state_dict(self):
         return {'psnr_log': self.log, 'psnr_sets': self.names(), 'best': self.best, 'bicubic': self.bicubic,
-                'results': self.results}
+                'results': self.results, 'train_minutes': self.minutes}
 
     def load_state_dict(self, st):
         self.best, self.bicubic, self.results = st['best'], st['bicubic'], st['results']
+        self.minutes = st.get('train_minutes', [float('nan')] * len(st['psnr_log']))  # older states: unknown
         self.log = self.aligned(st['psnr_log'], st.get('psnr_sets'))
 
     def aligned(self, log, sets):

@@ -1,13 +1,14 @@
 """srlab entry point: `python main.py --model EDSR --scale 2 ...`"""
 import shlex
 import sys
+import time
 import traceback
 
 import torch
 
 import option
 import utility
-from errors import SRLabError, one_line
+from errors import SRLabError, UsageError, one_line
 
 
 def run(args):
@@ -22,16 +23,21 @@ def run(args):
     torch.manual_seed(args.seed)
     world = distributed.setup(args)
     ckp = utility.checkpoint(args, world=world)
-    trainer = None
+    trainer, started = None, False
     try:
         if args.data_test == ['video']:
             import videotester
-            videotester.VideoTester(args, model.Model(args, ckp, world), ckp).test()
+            tester = videotester.VideoTester(args, model.Model(args, ckp, world), ckp)
+            started = True
+            tester.test()
         else:
+            t0 = time.perf_counter()
             loader = data.Data(args, world)
+            ckp.write_log(f'Data ready in {time.perf_counter() - t0:.1f} s (reading and caching; not on the training clock)')
             m = model.Model(args, ckp, world)
             lo = loss.Loss(args, ckp) if not args.test_only else None
             trainer = Trainer(args, loader, m, lo, ckp, world)
+            started = True
             while not trainer.terminate():
                 trainer.train()
                 trainer.test()
@@ -46,7 +52,10 @@ def run(args):
     finally:
         if trainer is not None:
             trainer.close()
-        ckp.done()
+        if started:
+            ckp.done()
+        else:  # a start refused before the run began leaves no folder
+            ckp.discard()
         distributed.close()
     return 0
 
@@ -72,7 +81,7 @@ def main(argv=None):
         known = (SRLabError, DataError, WorkerDied)
         if isinstance(e, known) or any(k.__name__ + ':' in str(e) for k in known):
             print(f'main.py: error: {one_line(e)}', file=sys.stderr)
-            return 1
+            return 2 if isinstance(e, UsageError) else 1
         if isinstance(e, OSError):  # disk full, read-only file system, ...: the file and the reason
             where = f'{e.filename}: ' if e.filename else ''
             print(f'main.py: error: {where}{e.strerror or one_line(e)}', file=sys.stderr)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import template
+from errors import did_you_mean
 from model import flags
 from paths import DATASET, MODELS
 
@@ -234,6 +235,7 @@ def validate(args):
     _choices(args)
     _datasets(args)
     _paths(args)
+    _weights(args)
     return args
 
 
@@ -294,18 +296,19 @@ def _network(args):
     """--model and its declared flags: a flag not given takes the network's default."""
     from registry import MODELS
     if args.model not in MODELS:
-        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(MODELS.names())})")
+        raise OptionError(f"--model: unknown model '{args.model}' (one of: {', '.join(MODELS.names())})"
+                          + did_you_mean(args.model, MODELS.names()))
     args.model = MODELS.canonical(args.model)
     try:
         values = flags.resolve(args.model, vars(args))
     except ValueError as e:
         raise OptionError(str(e))
-    run = run_flags()
-    unused = [k for k in flags.command_line() if k not in values and k not in run and vars(args).get(k) is not None]
+    other = [k for k in flags.command_line() if k not in values and k not in run_flags()]  # other networks'
+    unused = [k for k in other if k in given_flags(args.argv)]
     if unused:
         print(f"main.py: warning: {', '.join('--' + k for k in unused)} not used by --model {args.model} "
               '(ignored)', file=sys.stderr)
-    for k, v in {**dict.fromkeys(unused), **values}.items():
+    for k, v in {**dict.fromkeys(other), **values}.items():
         setattr(args, k, v)
     if values.get('n_feats', 1) < 1:
         raise OptionError(f'--n_feats: must be positive, got {values["n_feats"]}')
@@ -342,11 +345,18 @@ def _datasets(args):
             if kind is None:
                 raise OptionError(
                     f"{flag}: unknown dataset '{name}': no src/data/{name.lower()}.py and no folder "
-                    f"{Path(args.dir_data) / 'benchmark' / name}")
+                    f"{Path(args.dir_data) / 'benchmark' / name}" + did_you_mean(name, known_sets(args.dir_data)))
             if kind == 'video' and (flag == '--data_train' or len(names) > 1):
                 raise OptionError(f'{flag}: video is a test-only set and cannot be combined with others')
     if not args.test_only and not args.data_train:
         raise OptionError('--data_train: no dataset given')
+
+
+def known_sets(dir_data):
+    """The registered data sets and the benchmark folders under `dir_data`."""
+    from registry import DATASETS
+    bench = Path(dir_data) / 'benchmark'
+    return DATASETS.names() + (sorted(p.name for p in bench.iterdir() if p.is_dir()) if bench.is_dir() else [])
 
 
 def _paths(args):
@@ -373,17 +383,82 @@ def _paths(args):
             raise OptionError(f"--{k}: '{v}' must be a plain experiment name, not a path")
 
 
+def _weights(args):
+    """Testing (--test_only, or a video) a learned network needs its weights:
+    --pre_train FILE or download, or --load <run>; --pre_train none tests
+    the random initialisation on purpose. Named files and runs must exist."""
+    from paths import EXPERIMENTS
+    from registry import MODELS
+    testing = args.test_only or args.data_test == ['video']
+    if testing and getattr(MODELS.get(args.model), 'learned', True) and not (args.pre_train or args.load):
+        raise OptionError(f'--test_only: --model {args.model} has no weights to test; give --pre_train FILE '
+                          '(or download), --load <run>, or --pre_train none to test its random initialisation')
+    for flag, path in (('--pre_train', args.pre_train), ('--extend', args.extend), ('--vgg_weights', args.vgg_weights)):
+        if path and path not in ('download', 'none', '.') and not os.path.isfile(path):
+            raise OptionError(f'{flag}: file not found: {path}')
+    if args.load and not (EXPERIMENTS / args.load).is_dir():
+        raise OptionError(f"--load: no run named '{args.load}' in {EXPERIMENTS}{did_you_mean(args.load, runs())}")
+
+
+def runs():
+    from paths import EXPERIMENTS
+    return sorted(p.name for p in EXPERIMENTS.iterdir() if p.is_dir()) if EXPERIMENTS.is_dir() else []
+
+
 def parse_args(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     first, _ = parser.parse_known_args(argv)
-    if first.template != '.':
-        try:
-            parser.set_defaults(**template.get(first.template, first))
-        except KeyError as e:
-            parser.exit(2, f'main.py: error: --template: {e.args[0]}\n')
+    try:
+        defaults = template.get(first.template, first) if first.template != '.' else {}
+    except KeyError as e:
+        parser.exit(2, f'main.py: error: --template: {e.args[0]}\n')
+    defaults.update(stored_flags(first, given_flags(argv)))
+    parser.set_defaults(**defaults)
     args = parser.parse_args(argv, namespace=Args())
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.argv = argv
     try:
         return validate(args).freeze()
     except OptionError as e:
         parser.exit(2, f'main.py: error: {e}\n')
+
+
+_NOT_GIVEN = object()
+
+
+def given_flags(argv):
+    """The flags set on the command line (not by their defaults or a template)."""
+    p = build_parser()
+    for action in p._actions:
+        action.default = _NOT_GIVEN
+    ns, _ = p.parse_known_args(argv)
+    return {k for k, v in vars(ns).items() if v is not _NOT_GIVEN}
+
+
+# how this session was started, and what parsing derives: never taken from a saved run
+NOT_STORED = ('argv', 'load', 'save', 'resume', 'reset', 'template', 'test_only', 'pre_train', 'extend',
+              'summary', 'data_range_parsed', 'decay_epochs')
+
+
+def stored_flags(first, given):
+    """Defaults that srlab's own files bring: the flags saved in the run's
+    run state for --load <run> --resume -1 (and --load <run> --test_only), or
+    the network flags saved in a --pre_train weight file, for every flag not
+    given on the command line. Files without them bring nothing."""
+    if first.load and (first.resume == -1 or first.test_only):
+        import state
+        from paths import EXPERIMENTS
+        saved = state.run_flags(EXPERIMENTS / first.load)
+    elif first.pre_train and first.pre_train not in ('download', 'none') and os.path.isfile(first.pre_train):
+        from model import weights
+        saved = weights.file_flags(first.pre_train)
+    else:
+        return {}
+    return {k: _as_typed(k, v) for k, v in saved.items() if k not in NOT_STORED and k not in given}
+
+
+def _as_typed(key, value):
+    """A saved flag value as it is typed ('+'-joined lists, '-'-joined --betas)."""
+    if isinstance(value, (list, tuple)):
+        return ('-' if key == 'betas' else '+').join(map(str, value))
+    return value

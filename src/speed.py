@@ -446,7 +446,8 @@ class Workload:
         c = self.cfg
         m = model or c
         a = ['--model', 'EDSR', '--scale', str(c['scale']), '--n_resblocks', str(m['n_resblocks']),
-             '--n_feats', str(m['n_feats']), '--batch_size', str(c['batch']), '--patch_size', str(c['patch']),
+             '--n_feats', str(m['n_feats']), '--res_scale', str(m.get('res_scale', 1)), '--pre_train', 'none',
+             '--batch_size', str(c['batch']), '--patch_size', str(c['patch']),
              '--data_train', 'Folder', '--dir_train', self.hr_dir, '--data_test', 'video',
              '--dir_cache', self.cache, '--ext', ext, '--n_threads', str(self.opts.n_threads),
              '--test_every', str(batches), '--save', save, '--seed', '1']
@@ -871,6 +872,8 @@ def parse(argv=None):
                    'bf16+cl, bf16+cl+compile (default: all)')
     p.add_argument('--compile_model', choices=('full', 'tiny', 'skip'), default=None,
                    help='the --compile rows: full network, a tiny EDSR, or skipped (default: full; tiny with --quick)')
+    p.add_argument('--paper', action='store_true',
+                   help="the EDSR paper model (32 blocks, 256 maps, res_scale 0.1) instead of EDSR-baseline's 16 x 64")
     p.add_argument('--train_steps', type=int, default=0, help='timed training steps (default: by mode)')
     p.add_argument('--batch_size', type=int, default=0, help='override the batch size of the mode')
     p.add_argument('--keep', action='store_true', help='keep the temporary folder (printed)')
@@ -888,6 +891,8 @@ def preset(o):
         cfg['train'] = (cfg['train'][0], o.train_steps)
     if o.batch_size:
         cfg['batch'] = o.batch_size
+    if o.paper:
+        cfg.update(n_resblocks=32, n_feats=256, res_scale=0.1)
     return cfg
 
 

@@ -195,6 +195,21 @@ def read(path):
     return st
 
 
+def run_flags(directory):
+    """The flags saved with the run in `directory` (state.pt, else
+    state.pt.prev), read without loading its tensors (memory-mapped, no
+    checksum: the resume itself checks it); {} when neither is readable."""
+    for name in (FILE, PREV):
+        try:
+            with torch.serialization.safe_globals(LEGACY):
+                st = torch.load(os.path.join(directory, name), map_location='cpu', weights_only=True, mmap=True)
+        except Exception:
+            continue
+        if isinstance(st, dict) and isinstance(st.get('flags'), dict):
+            return st['flags']
+    return {}
+
+
 class RunState:
     """The parts of a run, saved to and loaded from `<directory>/state.pt`.
     Parts are loaded in the order given (the model before the stepper, whose

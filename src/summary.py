@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from distributed import World
 from model import DTYPES, build_network
 from model.common import count_parameters
+from model.flags import flag_text
 
 PAPER_SIZE = (1280, 720)  # output W, H of the Multi-Adds convention
 
@@ -137,7 +138,8 @@ def run(args):
         return 2
     sizes = [PAPER_SIZE] + ([size] if size != PAPER_SIZE else [])
     device = World().device(args)
-    net = build_network(args)[0].eval()  # on the CPU: the constructors make CPU tensors
+    net, meta = build_network(args)  # on the CPU: the constructors make CPU tensors
+    net.eval()
     params = count_parameters(net)
     head = ['model', 'scale', 'parameters', *('Multi-Adds ({}x{})'.format(*s) for s in sizes),
             'timed input', 'time/image', 'images/s']
@@ -155,6 +157,7 @@ def run(args):
         mean, spread, fps = timing(net, args, hw, device)
         rows.append([args.model, f'x{scale}', f'{params:,}', *map(giga, adds), f'{hw[1]}x{hw[0]}',
                      f'{mean:.1f} ± {spread:.1f} ms', f'{fps:.2f}'])
+    print('counted: ' + ' '.join(f'--{k} {flag_text(v)}' for k, v in meta.items()))
     print(table(rows))
     print('Multi-Adds: multiply-adds of one forward for that output size (LR input rounded up), '
           'FlopCounterMode FLOPs / 2.')

@@ -7,6 +7,7 @@ model/flags.py); the presets here are those of no single network. A preset's
 """
 from pathlib import Path
 
+from errors import did_you_mean
 from paths import DATASET, SHARED
 
 
@@ -62,7 +63,7 @@ def get(name, first):
     nets = networks()
     known = {k.lower(): k for k in names()}
     if name.lower() not in known:
-        raise KeyError(f"unknown template '{name}' (one of: {', '.join(names())})")
+        raise KeyError(f"unknown template '{name}' (one of: {', '.join(names())})" + did_you_mean(name, names()))
     key = known[name.lower()]
     if key in PRESETS:
         t = PRESETS[key]

@@ -61,6 +61,11 @@ class Trainer:
             self.ckp.write_log(f'--resume -1: {what} {self.ckp.dir}; starting from scratch')
             return
         path = self.run_state.load()
+        if self.tested and self.finished():
+            self.ckp.write_log(f'{self.ckp.dir} is finished ({self.epoch} of --epochs {self.args.epochs}, '
+                               f'{self.clock.describe()}); nothing to do: give a larger --epochs or --time_budget '
+                               'to train on')
+            return
         where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
         self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.stepper.lr():.2e}')
 
@@ -104,7 +109,8 @@ class Trainer:
         self.loss.end_log(accepted, self.world, self.device)
         self.ckp.add_scalars(epoch, {**self.loss.epoch_values(), 'lr': self.stepper.lr()})
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
-                           + self.stepper.describe() + f'; {self.clock.describe()} so far')
+                           + self.stepper.describe())
+        self.ckp.write_log(f'Training clock: {self.clock.describe()} so far')
         self.stepper.end_epoch()
         self.epoch, self.start_batch, self.tested = epoch, 0, False
 
@@ -176,13 +182,19 @@ class Trainer:
         if self.world.main or shard:
             averaged = self.stepper.averaged() if self.stepper else contextlib.nullcontext()
             with averaged, autocast(self.args.amp, self.device):
-                self.evaluator.run(self.model, self.epoch, shard, None if self.args.test_only else self.signals.check)
+                if self.args.test_only:
+                    self.evaluator.run(self.model, self.epoch, shard)
+                else:
+                    self.evaluator.run(self.model, self.epoch, shard, self.signals.check, self.clock.seconds / 60)
         self.tested = True
         if not self.args.test_only:
             self.save(is_best=self.evaluator.is_best(self.epoch))
         self.world.barrier()
 
+    def finished(self):
+        return self.epoch >= self.args.epochs or self.clock.spent()
+
     def terminate(self):
         if self.args.test_only or not self.tested:  # (not tested: resumed after an interruption during test())
             self.test()
-        return self.args.test_only or self.epoch >= self.args.epochs or self.clock.spent()
+        return self.args.test_only or self.finished()

@@ -14,7 +14,7 @@ import atomic
 import state
 from data.common import tensor2np
 from distributed import World
-from errors import SRLabError, error_text
+from errors import SRLabError, UsageError, error_text
 from paths import EXPERIMENTS
 
 
@@ -27,7 +27,7 @@ class ImageWriter:
     def __init__(self, n_threads=2, maxsize=16):
         self.q = queue.Queue(maxsize=maxsize)
         self.errors = []
-        self.written = 0
+        self.written, self.counted = 0, 0  # images written; of them, those drain() reported
         self.lock = threading.Lock()
         self.closed = False
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(max(n_threads, 1))]
@@ -62,6 +62,14 @@ class ImageWriter:
         if self.closed:
             raise SRLabError(f'internal: image {path} queued after the writer was closed')
         self.q.put((path, arr))
+
+    def drain(self):
+        """Wait until every queued image is written or has failed; the number
+        written since the last drain() (failures are kept for close())."""
+        self.q.join()
+        with self.lock:
+            n, self.counted = self.written - self.counted, self.written
+        return n
 
     def close(self):
         if self.closed:
@@ -131,6 +139,11 @@ class RunLock:
         self.file.close()
 
 
+def writes_outputs(args):
+    """A test of images without ground truth (Demo) or of a video writes its outputs, whatever --save_results."""
+    return any(d.lower() in ('demo', 'video') for d in args.data_test)
+
+
 class checkpoint:
     """experiment/<save> (or experiment/<load> when continuing): the folder,
     config.txt, log.txt and the result images. Under torchrun only rank 0
@@ -148,12 +161,13 @@ class checkpoint:
         root = Path(root or EXPERIMENTS)
         name = args.load or args.save
         self.dir = str(root / name)
+        self.created = self.main and not os.path.exists(self.dir)  # by this process: discard() may remove it
         if args.load and not os.path.isdir(self.dir):
-            raise SRLabError(f'--load: no run named {args.load!r} in {root}')
+            raise UsageError(f'--load: no run named {args.load!r} in {root}')
         if self.main and not (args.load or args.reset or args.test_only) and state.holds_run(self.dir):
-            raise SRLabError(f'--save: experiment/{name} already holds a run; continue it with '
+            raise UsageError(f'--save: experiment/{name} already holds a run; continue it with '
                              f'--load {name} --resume -1, delete it with --reset, or pick another --save')
-        if self.main and (not args.test_only or args.save_results or args.reset):
+        if self.main and (not args.test_only or args.save_results or args.reset or writes_outputs(args)):
             self.lock = RunLock(self.dir, name)  # a refused run above took no lock: it wrote nothing
         try:
             self._check_load() if args.load else self._check_save() if self.main else None
@@ -167,7 +181,7 @@ class checkpoint:
         if self.args.tensorboard:  # first: a missing package stops the run before anything is written
             import tboard
             self.board = tboard.Board(self.get_path('tb'))
-        os.makedirs(self.get_path('model'), exist_ok=True)
+        os.makedirs(self.get_path('model') if not self.args.test_only else self.dir, exist_ok=True)
         open_type = 'a' if os.path.exists(self.get_path('log.txt')) else 'w'
         self.log_file = open(self.get_path('log.txt'), open_type)
         now = datetime.datetime.now().strftime('%Y-%m-%d-%H:%M:%S')
@@ -175,9 +189,15 @@ class checkpoint:
         with open(self.get_path('config.txt'), open_type) as f:
             f.write('\n'.join(lines) + '\n\n')
 
+    def discard(self):
+        """A start that failed before the run began: remove the folder if this process made it."""
+        self.done()
+        if self.created:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
     def _check_load(self):
         if self.args.reset:
-            raise SRLabError('--reset with --load would delete the run being continued; drop one of them')
+            raise UsageError('--reset with --load would delete the run being continued; drop one of them')
         if self.main:  # temp files of atomic writes that a killed process left
             for d in (self.dir, self.get_path('model')):
                 atomic.remove_stale_temps(d)
@@ -230,12 +250,19 @@ class checkpoint:
             self.writer = ImageWriter()
 
     def end_background(self):
+        """Wait for the queued result images and stop the writer (failed writes raise, in one line)."""
         if self.writer is not None:
             w, self.writer = self.writer, None
             w.close()
 
+    def results_written(self):
+        """Wait for the queued result images: how many were written since the
+        last call (a failed write is reported when the run ends, see done())."""
+        return self.writer.drain() if self.writer is not None else 0
+
     def save_results(self, dataset, filename, save_list, scale):
-        if not self.args.save_results or not self.main:
+        """Queue results-<set>/<filename>_x<scale>_{SR,LR,HR}.png (rank 0 only)."""
+        if not self.main:
             return
         self.begin_background()
         d = self.get_path(f'results-{dataset.name}')

@@ -24,7 +24,8 @@ from conftest import error_lines, run_main  # noqa: E402
 
 
 def ckp_args(*argv, save='run'):
-    return option.parse_args(['--test_only', '--cpu', '--data_test', 'Demo', '--save', save] + list(argv))
+    return option.parse_args(['--test_only', '--pre_train', 'none', '--cpu', '--data_test', 'Demo', '--save', save]
+                             + list(argv))
 
 
 def train_args(*argv, save='run'):

@@ -1,4 +1,5 @@
 """compare.py: the comparison figure (CLI and FigureWriter), checked pixel by pixel."""
+import json
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ import torch
 from conftest import SRC
 
 import compare  # noqa: E402
+import metrics  # noqa: E402
 import option  # noqa: E402
 from data.imresize import imresize  # noqa: E402
 
@@ -124,9 +126,13 @@ def test_size_mismatch_names_the_file(images, tmp_path):
     assert str(small) in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_figure_writer(images, tmp_path):
-    args = option.parse_args(['--model', 'Bicubic', '--scale', '2', '--test_only', '--save_results',
-                              '--save_figures', '--cpu'])
+@pytest.mark.parametrize('model, titles', [
+    ('Bicubic', {'HR (full image)', 'HR', 'Bicubic'}),     # --model Bicubic: one Bicubic panel, the model's
+    ('EDSR', {'HR (full image)', 'HR', 'Bicubic (from LR)', 'EDSR'}),
+])
+def test_figure_writer(images, tmp_path, model, titles):
+    args = option.parse_args(['--model', model, '--scale', '2', '--test_only', '--save_results',
+                              '--save_figures', '--cpu', '--pre_train', 'none'])
     ckp = SimpleNamespace(get_path=lambda *p: str(tmp_path.joinpath('exp', *p)))
     to_t = lambda a: torch.from_numpy(a.transpose(2, 0, 1).copy()).float()[None]   # noqa: E731
     hr = np.pad(images.hr, ((0, 1), (0, 1), (0, 0)), mode='edge')   # larger than SR by the mod-crop
@@ -136,9 +142,12 @@ def test_figure_writer(images, tmp_path):
     assert png_path.is_file() and png_path.with_suffix('.pdf').stat().st_size > 0
     png = iio.imread(png_path)
     rects = dict(geo['panels'])
-    assert set(rects) == {'HR (full image)', 'HR', 'Bicubic (from LR)', 'Bicubic'}
+    assert set(rects) == titles and len(geo['panels']) == len(titles)
     assert np.array_equal(panel(png, rects['HR']), compare.enlarge(crop(images.hr, geo['box']), geo['zoom']))
-    assert np.array_equal(panel(png, rects['Bicubic']), compare.enlarge(crop(images.blur, geo['box']), geo['zoom']))
+    assert np.array_equal(panel(png, rects[model]), compare.enlarge(crop(images.blur, geo['box']), geo['zoom']))
+    data = json.loads(png_path.with_suffix('.json').read_text())
+    assert data['hr'] == 'Set5/baby' and data['box'] == list(geo['box']) and data['auto_box'] is True
+    assert {p['name'] for p in data['panels']} == titles - {'HR (full image)', 'HR'}
 
 
 def test_main_save_figures_writes_one_figure_per_test_image(exp_name, exp_dir, monkeypatch):
@@ -162,3 +171,112 @@ def test_main_save_figures_writes_one_figure_per_test_image(exp_name, exp_dir, m
     png = iio.imread(folder / f'{img_name}_x2.png')
     assert png.shape[:2] == geo['size'][::-1]
     assert np.array_equal(panel(png, dict(geo['panels'])['HR']), compare.enlarge(crop(hr, geo['box']), geo['zoom']))
+
+
+# ---- one Bicubic panel, crop metrics, the JSON sidecar, the automatic box ------------------------
+def made_bicubic(images):
+    """The Bicubic compare.py makes with --lr (read back from the PNG, as the CLI does)."""
+    return compare.hwc(imresize(iio.imread(images.paths['lr']), 2))[:60, :60]
+
+
+@pytest.mark.parametrize('name, same, titles', [
+    ('Bicubic', False, ['Noisy', 'Blur', 'Bicubic']),        # the user's own Bicubic replaces ours
+    ('bicubic', False, ['Noisy', 'Blur', 'bicubic']),        # any case
+    ('Baseline', True, ['Noisy', 'Blur', 'Baseline']),       # same pixels as ours, another name
+    ('Other', False, ['Bicubic (from LR)', 'Noisy', 'Blur', 'Other']),
+])
+def test_one_bicubic_panel_when_the_user_passes_one(images, name, same, titles):
+    ours = made_bicubic(images)
+    user = ours if same else np.clip(ours.astype(int) + 3, 0, 255).astype(np.uint8)
+    iio.imwrite(images.dir / 'user.png', user)
+    r = run(images, '--sr', f'{name}={images.dir / "user.png"}', '--box', '10,20,15,12', '--zoom', '4')
+    assert r.returncode == 0, r.stderr
+    data = json.loads((images.dir / 'fig.json').read_text())
+    assert [p['name'] for p in data['panels']] == titles
+    imgs = {'Bicubic (from LR)': ours, 'Noisy': images.noisy, 'Blur': images.blur, name: user}
+    geo = compare.compose(images.hr, [('HR', images.hr, '')] + [(t, imgs[t], '') for t in titles],
+                          (10, 20, 15, 12), 4)[1]
+    png = iio.imread(images.dir / 'fig.png')
+    assert png.shape[:2] == geo['size'][::-1]      # as many panels as titles, no more
+    assert np.array_equal(panel(png, dict(geo['panels'])[name]), compare.enlarge(crop(user, (10, 20, 15, 12)), 4))
+
+
+def test_no_box_text_in_the_figure_the_json_sidecar_holds_it(images):
+    r = run(images, '--box', '10,20,15,12', '--zoom', '4')
+    assert r.returncode == 0, r.stderr
+    assert 'fig.json' in r.stdout
+    data = json.loads((images.dir / 'fig.json').read_text())
+    assert data['box'] == [10, 20, 15, 12] and data['scale'] == 2 and data['auto_box'] is False
+    assert data['hr'] == str(images.paths['hr'])
+    assert [p['name'] for p in data['panels']] == ['Bicubic (from LR)', 'Noisy', 'Blur']
+    assert all(set(p) == {'name', 'psnr', 'ssim', 'psnr_image', 'ssim_image'} for p in data['panels'])
+    # what the figure draws: one text per panel, none of them the box
+    geo = compare.make_figure(images.hr, made_bicubic(images), [('Noisy', images.noisy), ('Perfect', images.hr)],
+                              2, str(images.dir / 'api'), box=(10, 20, 15, 12))
+    assert len(geo['texts']) == len(geo['panels']) == 5
+    assert geo['texts'][0] == 'HR (full image)'
+    assert not [t for t in geo['texts'] + geo['captions'] if 'box' in t.lower() or '10,20' in t or '15,12' in t]
+    assert geo['texts'][-1] == 'Perfect\ninf dB / 1.0000'
+    perfect = json.loads((images.dir / 'api.json').read_text())['panels'][-1]
+    assert perfect == {'name': 'Perfect', 'psnr': None, 'ssim': 1.0, 'psnr_image': None, 'ssim_image': 1.0}
+
+
+@pytest.mark.parametrize('box, scored', [
+    ((10, 20, 15, 12), (10, 20, 15, 12)),    # inside the image: the whole crop
+    ((0, 0, 20, 20), (2, 2, 18, 18)),        # on the border: less the scale-pixel border the image score shaves
+    ((50, 52, 8, 8), (50, 52, 8, 6)),        # under 11x11: PSNR only
+])
+def test_captions_are_the_crops_psnr_ssim(images, box, scored):
+    bic = made_bicubic(images)
+    geo = compare.make_figure(images.hr, bic, [('Noisy', images.noisy), ('Blur', images.blur)], 2,
+                              str(images.dir / 'c'), box=box)
+    data = json.loads((images.dir / 'c.json').read_text())
+    assert data['crop_scored'] == list(scored) and geo['captions'][1] == 'PSNR / SSIM of the crop'
+    assert geo['texts'][1] == 'HR\nPSNR / SSIM of the crop'
+    hr_c = crop(images.hr, scored)
+    for img, p, caption, text in zip((bic, images.noisy, images.blur), data['panels'], geo['captions'][2:],
+                                     geo['texts'][2:]):
+        want_p = metrics.psnr(crop(img, scored), hr_c)
+        want_s = metrics.ssim(crop(img, scored), hr_c) if min(scored[2:]) >= 11 else None
+        assert p['psnr'] == pytest.approx(want_p, abs=1e-9)
+        assert p['ssim'] is None if want_s is None else p['ssim'] == pytest.approx(want_s, abs=1e-12)
+        assert caption == f'{want_p:.2f} dB' + ('' if want_s is None else f' / {want_s:.4f}')
+        assert text == f'{p["name"]}\n{caption}'
+        whole = metrics.calc_metrics(img, images.hr, 2)
+        assert (p['psnr_image'], p['ssim_image']) == pytest.approx(whole, abs=1e-12)
+        assert caption != compare.score_text(*whole)
+    if box == (10, 20, 15, 12):      # away from the planted error: the crop scores Noisy far above its image
+        assert data['panels'][1]['psnr'] > data['panels'][1]['psnr_image'] + 5
+
+
+def flat_corner_scene(rng, size=80, flat=40):
+    """HR: textured, with a flat black top-left corner; 'Noisy' is badly wrong only on the flat
+    corner, 'Blur' and Bicubic differ (less) from HR on the textured part."""
+    hr = smooth_image(rng, size)
+    hr[:flat, :flat] = 0
+    noisy = hr.astype(float) + rng.normal(0, 1, hr.shape)
+    noisy[:flat, :flat] = np.abs(rng.normal(0, 60, (flat, flat, 3)))
+    k = np.array([1, 2, 1]) / 4
+    blur = np.apply_along_axis(lambda v: np.convolve(np.pad(v, 1, mode='edge'), k, 'valid'), 0, hr.astype(float))
+    blur = np.apply_along_axis(lambda v: np.convolve(np.pad(v, 1, mode='edge'), k, 'valid'), 1, blur)
+    as8 = lambda a: np.clip(a, 0, 255).round().astype(np.uint8)   # noqa: E731
+    return hr, as8(noisy), as8(blur)
+
+
+def test_auto_box_avoids_a_flat_region_even_where_a_noisy_method_is_worst(tmp_path):
+    hr, noisy, blur = flat_corner_scene(np.random.default_rng(1))
+    bic = compare.hwc(imresize(compare.hwc(imresize(hr, 0.5)), output_shape=hr.shape[:2]))
+    err = lambda img: np.abs(img.astype(float) - hr)[:40, :40].mean()   # noqa: E731
+    assert err(noisy) > 10 * max(err(blur), err(bic), 1)               # the largest spread is on the flat corner
+    geo = compare.make_figure(hr, bic, [('Noisy', noisy), ('Blur', blur)], 2, str(tmp_path / 'auto'))
+    x, y, w, h = geo['box']
+    assert (w, h) == (16, 16)
+    assert x >= 40 or y >= 40, geo['box']                               # no pixel of the flat corner
+    assert compare.luma(crop(hr, geo['box'])).std() > compare.FLAT_STD
+    assert json.loads((tmp_path / 'auto.json').read_text())['auto_box'] is True
+    # an image with no texture at all still gets a box, where the error is largest
+    flat = np.zeros((40, 40, 3), np.uint8)
+    wrong = flat.copy()
+    wrong[25:30, 20:25] = 200
+    x, y, w, h = compare.auto_box(flat, [wrong], shave=2)
+    assert (w, h) == (11, 11) and x <= 20 and x + w >= 25 and y <= 25 and y + h >= 30

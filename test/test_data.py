@@ -44,7 +44,7 @@ def write_png16(path, arr):
 
 
 def args_for(tmp_path, *extra, data_test='Mini', scale='2+3+4', ext='img'):
-    return option.parse_args(['--test_only', '--cpu', '--n_threads', '0', '--data_test', data_test,
+    return option.parse_args(['--test_only', '--pre_train', 'none', '--cpu', '--n_threads', '0', '--data_test', data_test,
                               '--scale', scale, '--ext', ext, '--dir_data', str(tmp_path / 'data'),
                               '--dir_cache', str(tmp_path / 'cache'), '--dir_demo', str(tmp_path / 'demo')]
                              + list(extra))

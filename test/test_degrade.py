@@ -112,7 +112,7 @@ def write_set(root, n=3, size=48, seed=0):
 def dataset(tmp_path, *flags, train=False, name='Set'):
     args = option.parse_args([str(a) for a in (
         '--data_test', name, '--dir_data', tmp_path / 'data', '--dir_cache', tmp_path / 'cache', '--scale', '3',
-        '--cpu', '--n_threads', '0', '--patch_size', '24', '--test_only', *flags)])
+        '--cpu', '--n_threads', '0', '--patch_size', '24', '--test_only', '--pre_train', 'none', *flags)])
     return make_dataset(args, name, train=train)
 
 
@@ -158,7 +158,7 @@ def test_shipped_lr_folder_is_used_as_it_is(tmp_path, degradation, capsys):
     for k in range(3):
         lr, _, name, _ = ds[k]
         assert np.array_equal(lr.permute(1, 2, 0).round().byte().numpy(), shipped[name])  # no noise added
-    assert not list((tmp_path / 'cache').rglob(f'LR_*/X3/*.png'))  # nothing generated
+    assert not list((tmp_path / 'cache').rglob('LR_*/X3/*.png'))  # nothing generated
     # --test_only on the folder, and evaluate.py pointed at the set folder (HR/ beside LR_*/)
     save = f'pytest_shipped_{degradation}_{tmp_path.name}'
     try:

@@ -34,15 +34,21 @@ def test_unknown_recipe_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize('name', sorted(recipes()))
-def test_recipe_flags_parse(name, tmp_path):
+def test_recipe_flags_parse(name, tmp_path, monkeypatch):
     """The recipe's flags pass main.py's validation (with a benchmark folder
-    made for $BENCH, so nothing outside the test is needed)."""
+    made for $BENCH and a stand-in for each --pre_train file of an earlier
+    recipe, so nothing outside the test is needed)."""
     data = tmp_path / 'data'
     bench = 'Set5+Set14'
     for s in bench.split('+') + ['B100']:
         (data / 'benchmark' / s / 'HR').mkdir(parents=True)
     cmd = recipes()[name].replace('$DATA', str(data)).replace('$BENCH', bench).replace('$CLASSIC', str(data))
     argv = shlex.split(cmd)[2:]
+    monkeypatch.chdir((tmp_path / 'src').mkdir() or tmp_path / 'src')  # recipes run in src/
+    if '--pre_train' in argv and argv[argv.index('--pre_train') + 1] != 'download':
+        weights = Path(argv[argv.index('--pre_train') + 1])
+        weights.parent.mkdir(parents=True)
+        weights.write_bytes(b'')
     args = option.parse_args(argv)
     assert args.model and args.scale
     if '--template' in argv:

@@ -127,6 +127,7 @@ def test_cli_subprocess(folders, tmp_path):
     help_text = subprocess.run([sys.executable, str(SRC / 'evaluate.py'), '--help'],
                                capture_output=True, text=True, check=True).stdout
     assert '_x{S}_SR' in help_text and 'mod-crop' in help_text
+    assert 'SPEC/results-<Set>' in help_text and "RCAN='SR/BI/RCAN/{set}/x{scale}'" in help_text
     bad = subprocess.run([sys.executable, str(SRC / 'evaluate.py'), '--sr', str(tmp_path / 'nope'),
                           '--hr', str(hr_dir), '--scale', '2'], capture_output=True, text=True)
     assert bad.returncode == 1
@@ -339,3 +340,322 @@ def test_single_folder_tables_and_duplicate_names(methods, tmp_path, capsys):
         evaluate.main(['--sr', 'a=%s' % dirs['Noisy'], '--sr', 'a=%s' % dirs['Oracle'],
                        '--hr', str(hr_set), '--scale', '2'])
     assert 'method names must differ' in capsys.readouterr().err
+
+
+def test_two_methods_have_no_underline(methods, tmp_path, capsys):
+    """With two methods the second best is the worse one: only the best is marked."""
+    hr_set, dirs = methods
+    del dirs['Oracle']
+    out_tex = tmp_path / 'two.tex'
+    code, out, err = run_main(method_args(dirs) + ['--hr', hr_set, '--scale', 2, '--latex', out_tex], capsys)
+    assert code == 0, err
+    tex = out_tex.read_text()
+    assert '\\underline' not in tex and tex.count('\\textbf') == 2
+    assert 'Noisy & \\textbf{' in tex
+
+
+def test_single_set_per_image_latex(methods, tmp_path, capsys):
+    hr_set, dirs = methods
+    out_tex = tmp_path / 'p.tex'
+    code, out, err = run_main(method_args(dirs) + ['--hr', hr_set, '--scale', 2, '--latex', out_tex,
+                                                   '--per_image'], capsys)
+    assert code == 0, err
+    tex = out_tex.read_text()
+    assert tex.count('\\begin{tabular}') == 2  # the means, then Set3 x2 per image
+    assert 'Set3 $\\times$2 & \\multicolumn{2}{c}{Bicubic} & \\multicolumn{2}{c}{Noisy}' in tex
+    assert 'img\\_001 & ' in tex and '\nMean & ' in tex
+
+
+# ---- several sets and scales in one call ---------------------------------------
+
+SCALES = (2, 3, 4)
+SETS = {'Set5': ['baby', 'bird'], 'Set14': ['ppt3', 'zebra']}
+
+
+def gauss(img, sigma, seed):
+    noise = np.random.default_rng(seed).normal(0, sigma, img.shape)
+    return np.clip(np.round(img + noise), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def bench(tmp_path):
+    """benchmark/<Set>/HR for Set5+Set14 and three methods at x2, x3, x4, one layout each:
+    Bicubic  pattern   bicubic/<Set>/x<s>/<stem>x<s>.png
+    EDSR     srlab run edsr_run/results-<Set>/<stem>_x<s>_SR.png (+ _LR, _HR), all scales
+    RCAN     per set   rcan/<Set>/<stem>_RCAN_x<s>.png, all scales in one folder
+    EDSR adds noise of sigma s and RCAN of s / 2, so each scale has its own numbers."""
+    from data.imresize import imresize
+    root = tmp_path / 'benchmark'
+    sr = {}
+    for i, (set_name, stems) in enumerate(SETS.items()):
+        (root / set_name / 'HR').mkdir(parents=True)
+        (root / set_name / 'LR_bicubic').mkdir()  # not read
+        for d in (tmp_path / 'edsr_run' / ('results-' + set_name), tmp_path / 'rcan' / set_name):
+            d.mkdir(parents=True)
+        for j, stem in enumerate(stems):
+            hr = smooth_img(10 * i + j)
+            iio.imwrite(root / set_name / 'HR' / (stem + '.png'), hr)
+            for s in SCALES:
+                lr = imresize(hr, output_shape=(48 // s, 48 // s))
+                sr['Bicubic', set_name, s, stem] = imresize(lr, output_shape=(48, 48))
+                sr['EDSR', set_name, s, stem] = gauss(hr, s, 100 * s + 10 * i + j)
+                sr['RCAN', set_name, s, stem] = gauss(hr, s / 2, 1000 * s + 10 * i + j)
+                bic = tmp_path / 'bicubic' / set_name / ('x%d' % s)
+                bic.mkdir(parents=True, exist_ok=True)
+                iio.imwrite(bic / ('%sx%d.png' % (stem, s)), sr['Bicubic', set_name, s, stem])
+                run = tmp_path / 'edsr_run' / ('results-' + set_name)
+                iio.imwrite(run / ('%s_x%d_SR.png' % (stem, s)), sr['EDSR', set_name, s, stem])
+                iio.imwrite(run / ('%s_x%d_LR.png' % (stem, s)), lr)
+                iio.imwrite(run / ('%s_x%d_HR.png' % (stem, s)), hr)
+                iio.imwrite(tmp_path / 'rcan' / set_name / ('%s_RCAN_x%d.png' % (stem, s)),
+                            sr['RCAN', set_name, s, stem])
+    specs = {'Bicubic': str(tmp_path / 'bicubic' / '{set}' / 'x{scale}'),
+             'EDSR': str(tmp_path / 'edsr_run'), 'RCAN': str(tmp_path / 'rcan')}
+    return root, specs, sr
+
+
+def bench_args(root, specs, sets='Set5+Set14', scales='2+3+4'):
+    args = ['--hr', root, '--sets', sets, '--scale', scales]
+    for name, spec in specs.items():
+        args += ['--sr', '%s=%s' % (name, spec)]
+    return args
+
+
+def expected(root, sr, method, set_name, scale):
+    """Per-image and mean (psnr, ssim) computed directly with metrics.calc_metrics."""
+    images = {}
+    for stem in SETS[set_name]:
+        hr = iio.imread(root / set_name / 'HR' / (stem + '.png'))
+        images[stem] = metrics.calc_metrics(sr[method, set_name, scale, stem], hr, scale)
+    mean = tuple(float(np.mean([v[k] for v in images.values()])) for k in (0, 1))
+    return images, mean
+
+
+def test_sets_and_scales_in_one_call(bench, tmp_path, capsys):
+    root, specs, sr = bench
+    out_json, out_md, out_tex = tmp_path / 'r.json', tmp_path / 'r.md', tmp_path / 'r.tex'
+    code, out, err = run_main(bench_args(root, specs) + ['--json', out_json, '--markdown', out_md,
+                                                         '--latex', out_tex], capsys)
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    assert data['shave'] == {'2': 2, '3': 3, '4': 4}
+    assert list(data['sets']) == ['Set5', 'Set14']
+    md_rows = out.splitlines()
+    assert md_rows[0] == '| Method | Scale | Set5 PSNR / SSIM | Set14 PSNR / SSIM |'
+    assert out_md.read_text() == out
+    tex = out_tex.read_text()
+    for s in SCALES:
+        cells = {m: [] for m in specs}
+        tex_cells = {m: [] for m in specs}
+        for set_name in SETS:
+            res = data['sets'][set_name][str(s)]
+            assert list(res) == ['Bicubic', 'EDSR', 'RCAN']
+            for m in specs:
+                assert set(res[m]) == {'images', 'mean', 'rank'}
+                images, mean = expected(root, sr, m, set_name, s)
+                assert list(res[m]['images']) == SETS[set_name]
+                for stem, (p, q) in images.items():
+                    assert res[m]['images'][stem] == {'psnr': pytest.approx(p, abs=1e-9),
+                                                      'ssim': pytest.approx(q, abs=1e-12)}
+                assert res[m]['mean'] == {'psnr': pytest.approx(mean[0], abs=1e-9),
+                                          'ssim': pytest.approx(mean[1], abs=1e-12)}
+                rank = {'RCAN': 1, 'EDSR': 2, 'Bicubic': 3}[m]
+                assert res[m]['rank'] == {'psnr': rank, 'ssim': rank}
+                p, q = '%.2f' % mean[0], '%.4f' % mean[1]
+                cells[m].append('**%s** / **%s**' % (p, q) if rank == 1 else '%s / %s' % (p, q))
+                tex_cells[m] += [{1: '\\textbf{%s}', 2: '\\underline{%s}', 3: '%s'}[rank] % v for v in (p, q)]
+        for m in specs:
+            assert '| %s | x%d | %s |' % (m, s, ' | '.join(cells[m])) in md_rows
+            assert '%s & $\\times$%d & %s \\\\' % (m, s, ' & '.join(tex_cells[m])) in tex
+    assert '\\toprule\n &  & \\multicolumn{2}{c}{Set5} & \\multicolumn{2}{c}{Set14} \\\\\n' \
+           '\\cmidrule(lr){3-4} \\cmidrule(lr){5-6}\nMethod & Scale & PSNR & SSIM & PSNR & SSIM \\\\\n' in tex
+    assert tex.count('\\midrule') == 3  # below the head, between x2/x3 and x3/x4
+    assert tex.count('\\textbf') == 12 and tex.count('\\underline') == 12
+    assert 'baby' not in out and 'baby' not in tex  # means only without --per_image
+
+
+def test_per_image_tables(bench, tmp_path, capsys):
+    root, specs, sr = bench
+    out_tex = tmp_path / 'p.tex'
+    code, out, err = run_main(bench_args(root, specs, scales='2+4') + ['--per_image', '--latex', out_tex], capsys)
+    assert code == 0, err
+    tex = out_tex.read_text()
+    assert tex.count('\\begin{tabular}') == 1 + 2 * 2
+    for set_name in SETS:
+        for s in (2, 4):
+            assert '### %s x%d, per image (PSNR / SSIM)' % (set_name, s) in out
+            assert ('%s $\\times$%d & \\multicolumn{2}{c}{Bicubic} & \\multicolumn{2}{c}{EDSR} & '
+                    '\\multicolumn{2}{c}{RCAN} \\\\' % (set_name, s)) in tex
+            stem = SETS[set_name][1]
+            vals = {m: expected(root, sr, m, set_name, s)[0][stem] for m in specs}
+            assert '| %s | %.2f / %.4f | %.2f / %.4f | **%.2f** / **%.4f** |' % (
+                stem, *vals['Bicubic'], *vals['EDSR'], *vals['RCAN']) in out.splitlines()
+            assert '%s & %.2f & %.4f & \\underline{%.2f} & \\underline{%.4f} & \\textbf{%.2f} & \\textbf{%.4f} \\\\' % (
+                stem, *vals['Bicubic'], *vals['EDSR'], *vals['RCAN']) in tex
+    assert '### Set5 x3' not in out and '\nMean & ' in tex
+
+
+def test_run_folder_with_mixed_scales(bench, tmp_path, capsys):
+    """experiment/<save>/results-<Set> holds x2, x3 and x4 (SR, LR, HR): each scale picks its own."""
+    root, specs, sr = bench
+    run = specs['EDSR']
+    for s in SCALES:
+        res = evaluate.evaluate(Path(run) / 'results-Set14', root / 'Set14', s)
+        images, mean = expected(root, sr, 'EDSR', 'Set14', s)
+        assert res['mean']['psnr'] == pytest.approx(mean[0], abs=1e-9)
+    out_json = tmp_path / 'one.json'  # one set by --hr (no --sets), one scale: the single-set interface
+    code, out, err = run_main(['--sr', 'EDSR=%s' % run, '--hr', root / 'Set5', '--scale', 3,
+                               '--json', out_json], capsys)
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    assert data['methods']['EDSR']['mean']['psnr'] == pytest.approx(
+        expected(root, sr, 'EDSR', 'Set5', 3)[1][0], abs=1e-9)
+    code, out, err = run_main(['--sr', 'EDSR=%s' % run, '--hr', root / 'Set5' / 'HR', '--scale', '4+2',
+                               '--json', out_json], capsys)
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    assert list(data['sets']) == ['Set5'] and list(data['sets']['Set5']) == ['4', '2']
+    assert out.splitlines()[0] == '| Method | Scale | Set5 PSNR / SSIM |'
+
+
+def test_pattern_layout(bench, tmp_path, capsys):
+    root, specs, sr = bench
+    out_json = tmp_path / 'pat.json'
+    code, out, err = run_main(bench_args(root, {'Bicubic': specs['Bicubic']}, scales='3')
+                              + ['--json', out_json], capsys)
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    for set_name in SETS:
+        mean = expected(root, sr, 'Bicubic', set_name, 3)[1]
+        assert data['sets'][set_name]['3']['Bicubic']['mean']['psnr'] == pytest.approx(mean[0], abs=1e-9)
+    assert data['shave'] == {'3': 3}
+
+
+def test_lookup_rule(tmp_path):
+    for d in ('p/Set5/x2', 'run/results-Set5', 'run/Set5', 'per_set/Set5/X3', 'flat'):
+        (tmp_path / d).mkdir(parents=True)
+    t = str(tmp_path)
+    assert evaluate.sr_folder(t + '/p/{set}/x{scale}', 'Set5', 2, False) == tmp_path / 'p/Set5/x2'
+    assert evaluate.sr_folder(t + '/p/{set}', 'Set5', 2, False) == tmp_path / 'p/Set5/x2'
+    assert evaluate.sr_folder(t + '/run', 'Set5', 2, False) == tmp_path / 'run/results-Set5'  # first
+    assert evaluate.sr_folder(t + '/per_set', 'Set5', 3, False) == tmp_path / 'per_set/Set5/X3'
+    assert evaluate.sr_folder(t + '/per_set', 'Set5', 2, False) == tmp_path / 'per_set/Set5'
+    assert evaluate.sr_folder(t + '/flat', 'Set5', 2, True) == tmp_path / 'flat'  # one set: SPEC itself
+    with pytest.raises(evaluate.EvalError, match='results-Set5 or .*flat/Set5'):
+        evaluate.sr_folder(t + '/flat', 'Set5', 2, False)
+
+
+def test_other_scales_are_skipped_not_matched():
+    hr = {'baby', 'ppt3'}
+    for stem in ('baby_x3_SR', 'babyx3', 'baby_x3', 'baby_RCAN_x3', 'ppt3_x4_SR'):
+        assert evaluate.other_scale(stem, hr, 2), stem
+    for stem in ('baby_x2_SR', 'zebra_x3_SR', 'baby_a_b', 'ppt3'):
+        assert not evaluate.other_scale(stem, hr, 2), stem
+
+
+def one_error_line(err, *needles):
+    assert err.startswith('evaluate.py: error: ') and 'Traceback' not in err
+    assert len(err.strip().splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def test_unknown_set_folder(bench, capsys):
+    root, specs, _ = bench
+    code, out, err = run_main(bench_args(root, specs, sets='Set5+Set99'), capsys)
+    assert code == 1 and out == ''
+    one_error_line(err, 'Set99', 'Set14, Set5')
+
+
+@pytest.mark.parametrize('missing', ['set', 'scale', 'pattern'])
+def test_method_missing_a_set_or_scale(bench, capsys, missing):
+    import shutil
+    root, specs, _ = bench
+    if missing == 'set':
+        shutil.rmtree(Path(specs['EDSR']) / 'results-Set14')
+        needles = ['method EDSR, Set14 x2:', 'results-Set14']
+    elif missing == 'scale':
+        for p in (Path(specs['EDSR']) / 'results-Set5').glob('*_x4_SR.png'):
+            p.unlink()
+        needles = ['method EDSR, Set5 x4:', 'baby.png', '4 image(s) of other scales ignored']
+    else:
+        shutil.rmtree(Path(specs['Bicubic'].format(set='Set14', scale=3)))
+        # every folder is looked up before any image is read: the damaged image is not reached
+        (Path(specs['EDSR']) / 'results-Set5' / 'baby_x2_SR.png').write_bytes(b'garbage')
+        needles = ['method Bicubic, Set14 x3:', 'not a directory']
+    code, out, err = run_main(bench_args(root, specs), capsys)
+    assert code == 1 and out == ''
+    one_error_line(err, *needles)
+
+
+@pytest.mark.parametrize('flag,value', [('--scale', '2+x'), ('--scale', '0'), ('--scale', '2+2'),
+                                        ('--scale', '2++3'), ('--sets', 'Set5++Set14'),
+                                        ('--sets', 'Set5+Set5'), ('--sets', '../Set5'), ('--sets', '')])
+def test_bad_list_values_exit_2(bench, capsys, flag, value):
+    root, specs, _ = bench
+    args = [str(a) for a in bench_args(root, specs)]
+    args[args.index(flag) + 1] = value
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('evaluate.py: error: %s' % flag) and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize('sr,needle', [('RCAN=a/{set}/{name}', 'placeholders are {set} and {scale}'),
+                                       ('a/{set}/x{scale}', 'name the method'),
+                                       ('RCAN=a/x{scale}', 'several sets need {set}'),
+                                       ('RCAN=a/{set', "--sr RCAN=a/{set: "),
+                                       ])
+def test_bad_patterns_exit_2(bench, capsys, sr, needle):
+    root, _, _ = bench
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([str(a) for a in bench_args(root, {})] + ['--sr', sr])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('evaluate.py: error: --sr') and needle in err and len(err.strip().splitlines()) == 1
+
+
+# ---- tables() for main.py ------------------------------------------------------
+
+def test_tables_function_marks_order_and_missing():
+    res = {'Set5': {2: {'A': {'mean': {'psnr': 30.0, 'ssim': 0.9}},
+                        'B': {'mean': {'psnr': 31.0, 'ssim': 0.91}}},
+                    4: {'A': {'mean': {'psnr': 25.0, 'ssim': 0.7}},
+                        'B': {'mean': {'psnr': 26.0, 'ssim': 0.75}},
+                        'C': {'mean': {'psnr': None, 'ssim': 0.8}}}},  # None: identical (inf)
+           'B100': {'2': {'A': {'mean': {'psnr': 29.0, 'ssim': 0.85}},
+                          'B': {'mean': {'psnr': 29.001, 'ssim': 0.86}}}}}  # a tie at 2 decimals
+    md, tex = evaluate.tables(res, methods_order=['B'])
+    rows = md.splitlines()
+    assert rows[0] == '| Method | Scale | Set5 PSNR / SSIM | B100 PSNR / SSIM |'
+    assert rows[2:] == ['| B | x2 | **31.00** / **0.9100** | **29.00** / **0.8600** |',
+                        '| A | x2 | 30.00 / 0.9000 | **29.00** / 0.8500 |',
+                        '| B | x4 | 26.00 / 0.7500 | - / - |',
+                        '| A | x4 | 25.00 / 0.7000 | - / - |',
+                        '| C | x4 | **inf** / **0.8000** | - / - |']
+    assert 'B & $\\times$2 & \\textbf{31.00} & \\textbf{0.9100} & \\textbf{29.00} & \\textbf{0.8600} \\\\' in tex
+    assert 'A & $\\times$2 & 30.00 & 0.9000 & \\textbf{29.00} & 0.8500 \\\\' in tex  # two methods: no underline
+    assert 'B & $\\times$4 & \\underline{26.00} & \\underline{0.7500} & - & - \\\\' in tex
+    assert 'C & $\\times$4 & \\textbf{$\\infty$} & \\textbf{0.8000} & - & - \\\\' in tex
+    assert tex.count('\\underline') == 2
+    assert evaluate.tables(res, per_image=True) == evaluate.tables(res)  # no per-image values given
+    with pytest.raises(ValueError, match='unknown method'):
+        evaluate.tables(res, methods_order=['D'])
+
+
+def test_tables_from_run_results_and_json(bench, tmp_path, capsys):
+    run_json = {'Set5': {'2': {'psnr': 33.0, 'ssim': 0.92, 'bicubic_psnr': 30.0, 'bicubic_ssim': 0.88,
+                               'seconds_per_image': 0.1}},
+                'Demo': {'2': {'seconds_per_image': 0.1}}}  # saved only, no HR: left out
+    res = evaluate.from_run_results(run_json, 'EDSR')
+    assert res == {'Set5': {'2': {'Bicubic': {'mean': {'psnr': 30.0, 'ssim': 0.88}},
+                                  'EDSR': {'mean': {'psnr': 33.0, 'ssim': 0.92}}}}}
+    md, _ = evaluate.tables(res)
+    assert md.splitlines()[2:] == ['| Bicubic | x2 | 30.00 / 0.8800 |', '| EDSR | x2 | **33.00** / **0.9200** |']
+    root, specs, _ = bench  # the JSON's 'sets' is tables() input: same tables as the command wrote
+    out_json, out_tex = tmp_path / 'g.json', tmp_path / 'g.tex'
+    code, out, err = run_main(bench_args(root, specs, scales='2') + ['--per_image', '--json', out_json,
+                                                                     '--latex', out_tex], capsys)
+    assert code == 0, err
+    assert evaluate.tables(json.loads(out_json.read_text())['sets'], per_image=True) == (out, out_tex.read_text())

@@ -84,7 +84,7 @@ def to_basicsr(state, n_resblocks):
 def test_basicsr_and_edsr_pytorch_checkpoints_give_the_same_output(tmp_path, scale):
     import model
     argv = ['--model', 'EDSR', '--n_resblocks', '4', '--n_feats', '16', '--scale', str(scale), '--cpu',
-            '--test_only', '--data_test', 'Sample']
+            '--test_only', '--pre_train', 'none', '--data_test', 'Sample']
     args = option.parse_args(argv)
     torch.manual_seed(0)
     ref = model.Model(args, Ckp(tmp_path)).get_model().state_dict()
@@ -124,7 +124,7 @@ def test_pre_train_download_checks_the_hash_prefix(tmp_path, monkeypatch):
     import errors
     from model import released
     args = option.parse_args(['--model', 'EDSR', '--scale', '2', '--dir_models', str(tmp_path), '--test_only',
-                              '--data_test', 'Sample'])
+                              '--pre_train', 'download', '--data_test', 'Sample'])
     f = tmp_path / 'edsr_baseline_x2-1bc95232.pt'
     f.write_bytes(b'not the released file')
     with pytest.raises(errors.SRLabError, match='SHA-256'):

@@ -523,11 +523,11 @@ def test_unwritable_results_are_reported_without_hanging(cache, names, tmp_path)
     name = names('results')
     d = EXP / name / 'results-Sample'
     val = Path(cache) / 'Sample_tiles' / 'val'
-    run_in_dir = flags(cache, '--test_only', '--save_results', '--save', name)
+    run_in_dir = flags(cache, '--test_only', '--pre_train', 'none', '--save_results', '--save', name)
     for p in sorted(val.glob('*.png')):
         (d / f'{p.stem}_x2_SR.png').mkdir(parents=True)
     rc, out, err = run(run_in_dir)
-    assert rc == 1, err[-2000:]
+    assert rc == 1, out[-3000:] + err[-2000:]
     lines = error_lines(err)
     n = len(list(val.glob('*.png')))
     assert len(lines) == 1 and f'{n} result image(s) could not be written' in lines[0], err

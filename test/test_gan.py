@@ -64,15 +64,19 @@ def test_vgg54_loads_torchvision_weights_zero_on_equal_and_grows_with_noise(vgg_
     assert sr.grad.abs().sum() > 0
 
 
-def test_vgg_without_weights_fails_with_one_line(tmp_path, monkeypatch):
+def test_vgg_without_weights_fails_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path))
-    for extra in ([], ['--vgg_weights', str(tmp_path / 'missing.pth')]):
-        with pytest.raises(errors.SRLabError) as e:
-            Loss(make_args('--loss', '1*VGG22', '--dir_models', str(tmp_path), *extra), FakeCkp())
-        msg = str(e.value)
-        assert '\n' not in msg
-        assert '--vgg_weights' in msg and 'vgg19-dcbb9e9d.pth' in msg
-        assert 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth' in msg
+    with pytest.raises(errors.SRLabError) as e:
+        Loss(make_args('--loss', '1*VGG22', '--dir_models', str(tmp_path)), FakeCkp())
+    msg = str(e.value)
+    assert '\n' not in msg
+    assert '--vgg_weights' in msg and 'vgg19-dcbb9e9d.pth' in msg
+    assert 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth' in msg
+    missing = tmp_path / 'missing.pth'  # a named file that is not there: a usage error when the flags are read
+    with pytest.raises(SystemExit) as e:
+        make_args('--loss', '1*VGG22', '--vgg_weights', str(missing))
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f'main.py: error: --vgg_weights: file not found: {missing}\n'
 
 
 # ---- adversarial ----------------------------------------------------------

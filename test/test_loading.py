@@ -29,13 +29,15 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 Ckp = StubCkp
 
 
-def make_args(*argv):
-    return option.parse_args(['--test_only', '--cpu', '--n_threads', '0', '--data_test', 'Demo'] + list(argv))
+def make_args(*argv, testing=True):
+    """Flags to test with (testing=False: to train on, e.g. from a file that lacks some scales)."""
+    return option.parse_args(['--test_only'] * testing + ['--pre_train', 'none', '--cpu', '--n_threads', '0',
+                                                          '--data_test', 'Demo'] + list(argv))
 
 
-def build(*argv, ckp=None, seed=0):
+def build(*argv, ckp=None, seed=0, testing=True):
     torch.manual_seed(seed)
-    return model.Model(make_args(*argv), ckp or Ckp()).eval()
+    return model.Model(make_args(*argv, testing=testing), ckp or Ckp()).eval()
 
 
 def fail_above(m, limit, error=torch.OutOfMemoryError):
@@ -150,7 +152,7 @@ def test_strict_false_partial_load_works(tmp_path):
     path = save(x2.state_dict(), tmp_path / 'x2.pt')
     ckp = Ckp()
     flags = ('--model', 'EDSR', '--scale', '4', '--n_resblocks', '1', '--n_feats', '8')
-    m = build(*flags, '--pre_train', path, '--pre_train_strict', 'false', ckp=ckp)
+    m = build(*flags, '--pre_train', path, '--pre_train_strict', 'false', ckp=ckp, testing=False)
     own = m.state_dict()
     for k, v in x2.state_dict().items():
         if not k.startswith('tail.'):
@@ -181,7 +183,7 @@ def test_loading_under_other_flags_warns_once(tmp_path):
     m.export(str(tmp_path), epoch=1)
     path = str(tmp_path / 'model_latest.pt')
     ckp = Ckp()
-    build(*TINY, '--pre_train', path, ckp=ckp)
+    build(*TINY, '--pre_train', path, '--rgb_range', '255', ckp=ckp)  # given: the file's own flag is not taken
     warn = [log for log in ckp.logs if 'was saved with' in log]
     assert warn == [f'--pre_train: {path} was saved with --rgb_range 1, this run has --rgb_range 255 '
                     '(its outputs will be scaled wrongly)']

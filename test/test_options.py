@@ -89,7 +89,7 @@ def test_cli_error_is_one_line():
 def test_dir_cache_never_inside_data(tmp_path, capsys):
     data = tmp_path / 'data'
     (data / 'benchmark' / 'Mine' / 'HR').mkdir(parents=True)
-    base = ['--test_only', '--data_test', 'Mine', '--dir_data', str(data)]
+    base = ['--test_only', '--pre_train', 'none', '--data_test', 'Mine', '--dir_data', str(data)]
     for cache in (data, data / 'benchmark' / 'cache', data / 'benchmark' / 'Mine' / 'cache'):
         with pytest.raises(SystemExit) as e:
             option.parse_args(base + ['--dir_cache', str(cache)])
@@ -120,7 +120,7 @@ def test_template_sets_defaults_only():
 def test_network_flags_take_the_networks_defaults_and_unused_ones_are_ignored_with_a_warning(capsys):
     """A network flag not given takes --model's own default (RCAN: 20 blocks per group, the
     paper's; EDSR: 16); one that --model does not declare is ignored with one warning line."""
-    base = ['--test_only', '--data_test', 'Demo', '--cpu']
+    base = ['--test_only', '--pre_train', 'none', '--data_test', 'Demo', '--cpu']
     assert option.parse_args(['--model', 'RCAN'] + base).n_resblocks == 20
     assert option.parse_args(['--model', 'EDSR'] + base).n_resblocks == 16
     capsys.readouterr()

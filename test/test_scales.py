@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def build(argv, scales, seed=0):
-    args = option.parse_args(list(argv) + ['--scale', '+'.join(map(str, scales)), '--test_only',
+    args = option.parse_args(list(argv) + ['--scale', '+'.join(map(str, scales)), '--test_only', '--pre_train', 'none',
                                            '--data_test', 'Set5', '--dir_data', DATA])
     assert args.scale == list(scales)
     torch.manual_seed(seed)

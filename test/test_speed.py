@@ -22,7 +22,7 @@ from dataloader import TestSampler  # noqa: E402
 from stepper import EMA  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
-NO_DATA = types.SimpleNamespace(loader_train=None, loader_test=[])  # the steps below are fed by hand
+NO_DATA = types.SimpleNamespace(loader_train=[], loader_test=[])  # the steps below are fed by hand
 
 
 class LogLines:
@@ -313,4 +313,5 @@ def test_time_budget_under_torchrun_stops_every_rank_at_the_same_step(tmp_path, 
     log = (REPO / 'experiment' / name / 'log.txt').read_text()
     assert log.count('--time_budget spent') == 1 and log.count('Evaluation:') == 1, p.stdout
     st = torch.load(REPO / 'experiment' / name / 'state.pt', weights_only=True)
-    assert st['epoch'] == 1 and st['train_seconds'] >= 1.2
+    # state.pt holds rank 0's clock; the rank that spent the 1.2 s first may have been another
+    assert st['epoch'] == 1 and st['train_seconds'] >= 1.0

@@ -124,7 +124,8 @@ def test_loss_parse_and_weighted_sum(tmp_path):
 
         def write_log(self, *a, **k):
             pass
-    args = option.parse_args(['--loss', '1*L1+0.5*MSE', '--cpu', '--test_only', '--data_test', 'Sample'])
+    args = option.parse_args(['--loss', '1*L1+0.5*MSE', '--cpu', '--test_only', '--pre_train', 'none',
+                              '--data_test', 'Sample'])
     lo = loss.Loss(args, Ckp())
     lo.start_log()
     sr, hr = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 2.0)
@@ -352,7 +353,8 @@ def test_corrupt_image_in_training_set_skipped_but_error_in_test_set(cache, tmp_
     assert len(ds.images_hr) == 2 and any('broken.png' in str(x.message) for x in w)
     bench = tmp_path / 'bench' / 'benchmark' / 'Mine' / 'HR'
     shutil.copytree(folder, bench)
-    args = option.parse_args(tiny(cache, '--test_only', '--data_test', 'Mine', '--dir_data', str(tmp_path / 'bench')))
+    args = option.parse_args(tiny(cache, '--test_only', '--pre_train', 'none', '--data_test', 'Mine',
+                                  '--dir_data', str(tmp_path / 'bench')))
     with pytest.raises(DataError, match='broken.png'):
         data.Data(args)
 

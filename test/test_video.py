@@ -124,8 +124,8 @@ def test_edsr_batches_and_odd_size(tmp_path, run):
     folder.mkdir()
     for i, f in enumerate(frames):
         iio.imwrite(folder / f'{i:04d}.png', f)
-    code, d, out, err = run('--model', 'EDSR', '--n_resblocks', '2', '--n_feats', '8', '--scale', '3',
-                            '--dir_demo', folder, '--video_batch', '3', '--video_fps', '12.5')
+    code, d, out, err = run('--model', 'EDSR', '--n_resblocks', '2', '--n_feats', '8', '--scale', '3', '--pre_train',
+                            'none', '--dir_demo', folder, '--video_batch', '3', '--video_fps', '12.5')
     assert code == 0, err
     got, meta = read_video(d / 'frames_x3.mp4')
     assert len(got) == 7 and meta['size'] == (100, 76) and meta['fps'] == 12.5  # 99x75 padded for yuv420p
@@ -204,4 +204,5 @@ def test_errors(tmp_path, run, kind, clip):
     named = {'bad_codec': 'clip_x2.mp4', 'bad_crf': '--video_crf', 'hr_size': 'clip.mkv',
              'frame_size': '06.png'}.get(kind, str(path))
     assert named in lines[0], lines[0]
-    assert not [p for p in os.listdir(d) if p.endswith(('.mp4', '.tmp'))]
+    assert d.is_dir() != (kind == 'bad_crf')  # a usage error refuses the start: no run folder
+    assert not [p for p in os.listdir(d) if p.endswith(('.mp4', '.tmp'))] if d.is_dir() else True

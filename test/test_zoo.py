@@ -71,9 +71,9 @@ os.makedirs(os.path.join(DATA, 'benchmark', 'Set5'))
 atexit.register(shutil.rmtree, DATA, True)
 
 
-def make_args(argv, scale=(2,)):
-    args = option.parse_args(list(argv) + ['--scale', '+'.join(map(str, scale)), '--test_only',
-                                           '--data_test', 'Set5', '--dir_data', DATA])
+def make_args(argv, scale=(2,), testing=True):
+    args = option.parse_args(['--pre_train', 'none'] + list(argv) + ['--scale', '+'.join(map(str, scale))]
+                             + ['--test_only'] * testing + ['--data_test', 'Set5', '--dir_data', DATA])
     assert args.scale == list(scale)
     return args
 
@@ -174,7 +174,8 @@ class Ckp:
 
 
 def wrapper(argv, scale, tmp_path, pre_train):
-    args = make_args(list(argv) + ['--cpu', '--pre_train', str(pre_train)], scale)
+    """The wrapper with a file loaded to train on (a file may lack some of the scales)."""
+    args = make_args(list(argv) + ['--cpu', '--pre_train', str(pre_train)], scale, testing=False)
     ckp = Ckp(tmp_path)
     return Model(args, ckp).eval(), ckp
 
@@ -337,7 +338,8 @@ def weights_only(net):
 ])
 def test_classic_templates_give_the_papers_networks(template, scale, paper, tmp_path):
     (tmp_path / 'benchmark' / 'Set5').mkdir(parents=True)
-    args = option.parse_args(['--template', template, '--scale', str(scale), '--test_only', '--data_test', 'Set5',
+    args = option.parse_args(['--template', template, '--scale', str(scale), '--test_only', '--pre_train', 'none',
+                              '--data_test', 'Set5',
                               '--dir_data', str(tmp_path)])
     assert args.n_colors == 1  # they work on the Y channel, as the papers
     net, meta = build_network(args)
@@ -372,7 +374,8 @@ def test_classic_networks_chop_and_self_ensemble(name, tmp_path):
                                   'SRCNN', 'SRCNN_955', 'FSRCNN', 'FSRCNN_s', 'ESPCN'])
 def test_templates(name, tmp_path):
     (tmp_path / 'benchmark' / 'Set5').mkdir(parents=True)
-    args = option.parse_args(['--template', name, '--test_only', '--data_test', 'Set5', '--dir_data', str(tmp_path),
+    args = option.parse_args(['--template', name, '--test_only', '--pre_train', 'none', '--data_test', 'Set5',
+                              '--dir_data', str(tmp_path),
                               '--dir_cache', str(tmp_path / 'cache')])
     assert args.model == name.split('_')[0]
     assert args.patch_size % max(args.scale) == 0

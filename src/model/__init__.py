@@ -9,14 +9,13 @@ Model is the wrapper main.py uses: it builds the network registered as
 (--pre_train, --resume N, --extend; model/weights.py), exports them, and runs
 the test-time forward (--chop, --self_ensemble, --precision; model/forward.py).
 """
-import os
 
 import torch
 import torch.nn as nn
 
 from distributed import World
 from errors import SRLabError, error_text
-from model import flags, released, weights
+from model import flags, weights
 from model.common import count_parameters
 from model.forward import DTYPES, TestForward, is_oom
 from registry import MODELS
@@ -72,7 +71,7 @@ class Model(nn.Module):
         self.compiled = False
         self.tester = TestForward.from_args(args, lambda x: self._run(x, test=True), self.device, ckp.write_log)
         ckp.write_log(f'Trainable parameters: {count_parameters(self.model):,}')
-        self.load(ckp.get_path('model'), pre_train=args.pre_train, resume=args.resume)
+        self.load(ckp.get_path('model'))
         if args.extend != '.':
             self.load_weights(weights.load_file(args.extend, '--extend'), args.extend, strict=False, flag='--extend')
 
@@ -147,18 +146,20 @@ class Model(nn.Module):
         model_<epoch>.pt (--save_models), carrying this run's flags."""
         weights.export(self.model, self.meta, apath, epoch, is_best, ema_state, self.args.save_models)
 
-    def load(self, apath, pre_train='', resume=0):
-        """--resume N (model_N.pt) or --pre_train; --resume -1 is restored by
-        the run state, not here."""
-        if resume > 0:
-            path = os.path.join(apath, f'model_{resume}.pt')
-            if not os.path.isfile(path):
-                raise SRLabError(f'--resume {resume}: no saved model at {path} (were they kept with --save_models?)')
-            self.load_weights(weights.load_file(path, '--resume'), path, strict=True, flag='--resume')
-        elif pre_train:
-            if pre_train == 'download':
-                pre_train = released.find_released(self.args)
-            self.load_weights(weights.load_file(pre_train), pre_train, strict=self.args.pre_train_strict)
+    def load(self, apath):
+        """The weights a session starts from (weights.start_file; --resume -1 of
+        training is restored by the run state, not here). Testing stops when a
+        tested scale's own modules (its tail) got no weights."""
+        start = weights.start_file(self.args, apath, self.testing)
+        if start is not None:
+            path, flag, strict = start
+            loaded = self.load_weights(weights.load_file(path, flag), path, strict=strict, flag=flag)
+            if self.testing:
+                weights.check_scales(self.model, loaded, path, flag)
+
+    @property
+    def testing(self):
+        return self.args.test_only or self.args.data_test == ['video']
 
     def load_weights(self, obj, source, strict=True, flag='--pre_train'):
         """Load a checkpoint into the network, reporting to the run's log (weights.load_into)."""

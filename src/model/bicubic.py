@@ -9,6 +9,7 @@ from registry import MODELS
 
 @MODELS.register('Bicubic')
 class Bicubic(common.MultiScale):
+    learned = False  # no weights: --test_only needs no --pre_train
     flags = (Flag('imresize_border', 'bicubic border rule (a run flag)', arg='border'),)
 
     def __init__(self, scale=(4,), rgb_range=255, border='symmetric'):

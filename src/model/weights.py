@@ -19,6 +19,29 @@ from errors import SRLabError
 from model import flags as F
 
 
+def start_file(args, apath, testing):
+    """(path, flag, strict) of the weights a session starts from, or None:
+    --resume N: model_N.pt of the run; --pre_train FILE (or download, a
+    released file); testing a run (--load without --pre_train): its latest
+    weights, the EMA ones when it kept them (what it tested). --pre_train
+    none: the random initialisation, on purpose."""
+    if args.resume > 0:
+        path = os.path.join(apath, f'model_{args.resume}.pt')
+        if not os.path.isfile(path):
+            raise SRLabError(f'--resume {args.resume}: no saved model at {path} (were they kept with --save_models?)')
+        return path, '--resume', True
+    if args.pre_train and args.pre_train != 'none':
+        from model import released
+        path = released.find_released(args) if args.pre_train == 'download' else args.pre_train
+        return path, '--pre_train', args.pre_train_strict
+    if testing and args.load:
+        for name in ('model_latest_ema.pt', 'model_latest.pt'):
+            if os.path.isfile(os.path.join(apath, name)):
+                return os.path.join(apath, name), '--load', True
+        raise SRLabError(f'--load: {os.path.dirname(apath)} holds no weights (model/model_latest.pt) to test')
+    return None
+
+
 def load_file(path, flag='--pre_train'):
     if not os.path.isfile(path):
         raise SRLabError(f'{flag}: file not found: {path}')
@@ -48,6 +71,17 @@ def _load_error(path, e):
             return 'a truncated or damaged zip archive'
     msg = str(e).split('WeightsUnpickler error:', 1)[-1].strip()
     return f'{type(e).__name__}: {msg.splitlines()[0] if msg else ""}'
+
+
+def file_flags(path):
+    """The flags an srlab weight file was saved with, read without loading
+    its tensors; {} for other files and for files that cannot be read (the
+    loading reports those)."""
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        return saved_flags(unwrap_state(obj)[0])
+    except Exception:
+        return {}
 
 
 def unwrap_state(obj):
@@ -123,7 +157,8 @@ def load_into(net, obj, source, meta, log, strict=True, flag='--pre_train'):
         state, layout = unwrap_state(obj)
     except ValueError as e:
         raise SRLabError(f'{flag}: {source}: {e}')
-    check_flags(saved_flags(state), meta, source, flag, log)
+    saved = saved_flags(state)  # before any re-keying, which drops the file's metadata
+    check_flags(saved, meta, source, flag, log)
     if layout == 'basicsr':
         if not hasattr(net, 'from_basicsr'):
             raise SRLabError(f'{flag}: {source} has BasicSR layout, which --model {meta["model"]} cannot read')
@@ -133,9 +168,8 @@ def load_into(net, obj, source, meta, log, strict=True, flag='--pre_train'):
     own = net.state_dict()
     parts, confined = mismatch(state, own, per_scale(net))
     if parts and strict and not confined:
-        raise SRLabError(
-            f'{flag}: {source} does not fit --model {meta["model"]} with these flags: ' + '; '.join(parts)
-            + (' (use --pre_train_strict false to load what matches)' if flag == '--pre_train' else ''))
+        raise SRLabError(f'{flag}: {source} does not fit --model {meta["model"]} with these flags: '
+                         + '; '.join(parts) + fit_hint(saved, meta, source))
     loaded = [k for k in own if k in state and state[k].shape == own[k].shape]
     if not strict:
         check_body(net, loaded, len(own), source, flag, meta['model'])
@@ -144,6 +178,47 @@ def load_into(net, obj, source, meta, log, strict=True, flag='--pre_train'):
     net.load_state_dict(own)
     log(f'Loaded {len(loaded)}/{len(own)} tensors from {source}' + ('; not loaded: ' + '; '.join(parts) if parts else ''))
     return loaded
+
+
+def check_scales(net, loaded, source, flag):
+    """SRLabError when, for testing, a tested scale's own modules
+    (`scale_modules`) did not all get their tensors from the file: that
+    scale's output would come from random weights."""
+    for k, s in enumerate(getattr(net, 'scales', ())):
+        keys = scale_keys(net, k)
+        if not set(keys) <= set(loaded):
+            parts = ', '.join(sorted({key.split('.')[0] for key in keys}))
+            raise SRLabError(f'{flag}: {source} has no weights for x{s} (its {parts} would be random); test the '
+                             f'scales the file holds, or train x{s} from it first (--pre_train {source} --scale {s}, '
+                             'without --test_only)')
+
+
+def scale_keys(net, k):
+    """The state_dict keys of the k-th scale's own modules of `net`."""
+    own = net.state_dict()
+    keys = []
+    for name in getattr(net, 'scale_modules', ()):
+        many = isinstance(getattr(net, name), torch.nn.ModuleList)
+        prefix = f'{name}.{k}.' if many else f'{name}.'
+        keys += [key for key in own if key.startswith(prefix)]
+    return keys
+
+
+def fit_hint(saved, meta, source):
+    """What would make a file fit: the flags it was saved with (srlab's files),
+    those of the released file of its name, or the flags that size the network."""
+    from model import flags, released
+    if saved:
+        differ = [f'--{k} {flags.flag_text(v)}' for k, v in sorted(saved.items())
+                  if k != 'scale' and k in meta and not flags.same(v, meta[k])]
+        return f' (it was saved with {" ".join(differ)}: leave out the flags that differ, it brings its own)' \
+            if differ else ''
+    name = os.path.basename(str(source))
+    for row in (r for n in released.MODELS.names() for r in released.rows(n)):
+        if row.file == name:
+            return f' (it is the released {name}: ' + ' '.join(f'--{k} {flags.flag_text(v)}' for k, v in row.flags.items()) + ')'
+    sizes = [f'--{k}' for k in meta if k not in flags.ALWAYS]
+    return f' (check --model and the flags that size it: {", ".join(sizes)})' if sizes else ''
 
 
 def per_scale(net):
@@ -187,12 +262,11 @@ def check_body(net, loaded, total, source, flag, model):
 
 
 def check_flags(saved, meta, source, flag, log):
-    """One warning line when an srlab checkpoint was saved with other values
-    of the flags its network reads than `meta` holds (--scale aside: other
-    scales are loaded on purpose, x2 weights for x4)."""
-    diff = [k for k in sorted(saved) if k in meta and k != 'scale' and not F.same(saved[k], meta[k])]
-    if not diff:
-        return
-    note = ' (its outputs will be scaled wrongly)' if 'rgb_range' in diff else ''
-    log(f'{flag}: {source} was saved with ' + ' '.join(f'--{k} {F.flag_text(saved[k])}' for k in diff)
-        + ', this run has ' + ' '.join(f'--{k} {F.flag_text(meta[k])}' for k in diff) + note)
+    """One warning line for each flag whose value in an srlab checkpoint
+    differs from this run's (`meta`); --scale aside: other scales are loaded
+    on purpose (x2 weights for x4)."""
+    for k in sorted(saved):
+        if k in meta and k != 'scale' and not F.same(saved[k], meta[k]):
+            note = ' (its outputs will be scaled wrongly)' if k == 'rgb_range' else ''
+            log(f'{flag}: {source} was saved with --{k} {F.flag_text(saved[k])}, this run has '
+                f'--{k} {F.flag_text(meta[k])}{note}')
