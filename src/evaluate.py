@@ -198,14 +198,24 @@ def hr_folder(path):
     return path
 
 
+def as_pair(sr, hr):
+    """A grayscale image beside a colour one is made colour (its value in R, G
+    and B), as srlab's test pipeline reads a grayscale HR image (Set14, B100
+    hold some) for an RGB network."""
+    if (sr.ndim, hr.ndim) == (3, 2):
+        hr = np.repeat(hr[:, :, None], 3, axis=2)
+    elif (sr.ndim, hr.ndim) == (2, 3):
+        sr = np.repeat(sr[:, :, None], 3, axis=2)
+    return sr, hr
+
+
 def evaluate(sr_dir, hr_dir, scale, shave=None):
     """{'images': {stem: {'psnr', 'ssim'}}, 'mean': {'psnr', 'ssim'}}."""
     shave = scale if shave is None else shave
     hr_dir = hr_folder(hr_dir)
     images = {}
     for stem, sr_path, hr_path in match_pairs(sr_dir, hr_dir, scale):
-        sr = read_image(sr_path)
-        hr = read_image(hr_path)
+        sr, hr = as_pair(read_image(sr_path), read_image(hr_path))
         dh = hr.shape[0] - sr.shape[0]
         dw = hr.shape[1] - sr.shape[1]
         if hr.shape != sr.shape and 0 <= dh < scale and 0 <= dw < scale:

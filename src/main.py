@@ -61,10 +61,8 @@ def run(args):
 
 
 def resume_command(args):
-    cmd = shlex.join(a for a in args.argv if a != '--reset')
-    if not args.load:
-        cmd += f' --load {shlex.quote(args.save)} --resume -1'
-    return cmd
+    """Naming the run is enough: its state holds the flags it was started with."""
+    return f'--load {shlex.quote(args.load or args.save)} --resume -1'
 
 
 def main(argv=None):

@@ -153,6 +153,24 @@ def test_identical_images_give_null_psnr_in_json(tmp_path, capsys):
     assert 'inf' in out
 
 
+def test_grayscale_hr_scores_as_the_test_pipeline(tmp_path):
+    """A grayscale HR image (Set14's bridge, B100 has some) against an RGB SR
+    image is scored as main.py --test_only scores it: the gray value in R, G and B."""
+    import evaluator
+    from data import common
+    hr_dir, sr_dir = tmp_path / 'hr', tmp_path / 'sr'
+    hr_dir.mkdir()
+    sr_dir.mkdir()
+    gray = rand_img(5, (24, 24))
+    iio.imwrite(hr_dir / 'bridge.png', gray)
+    iio.imwrite(sr_dir / 'bridge_x2_SR.png', noisy(np.repeat(gray[:, :, None], 3, axis=2), 6))
+    got = evaluate.evaluate(sr_dir, hr_dir, 2)['mean']
+    sr, hr = (common.np2tensor(common.read_image(str(p), 3), 255)[None]
+              for p in (sr_dir / 'bridge_x2_SR.png', hr_dir / 'bridge.png'))
+    want = evaluator.score(sr, hr, 2, 255)
+    assert got['psnr'] == pytest.approx(want[0], abs=1e-9) and got['ssim'] == pytest.approx(want[1], abs=1e-9)
+
+
 def test_read_image_modes(tmp_path):
     from PIL import Image
 
