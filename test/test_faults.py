@@ -74,7 +74,13 @@ def report(request):
 
 @pytest.fixture(scope='module')
 def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp('fault_cache'))
+    """The module's --dir_cache, with the Sample tiles already cut (tests that look into it, such
+    as the unwritable-results one, find them whichever test runs first)."""
+    import data
+    import option
+    d = str(tmp_path_factory.mktemp('fault_cache'))
+    data.Data(option.parse_args(flags(d, '--test_only', '--pre_train', 'none')))
+    return d
 
 
 @pytest.fixture(scope='module')
