@@ -209,7 +209,7 @@ class Evaluator:
         if len(self.log) == 0:
             return
         epochs = np.arange(1, len(self.log) + 1)
-        minutes = np.array(self.minutes if len(self.minutes) == len(self.log) else [np.nan] * len(self.log))
+        minutes = np.array(self.minutes, dtype=float)
         timed = ~np.isnan(minutes)
         panels = []
         for idx_data, d in enumerate(self.names()):

@@ -49,6 +49,11 @@ class Args(argparse.Namespace):
     def replace(self, **changes):
         return Args(**{**self.flags(), **changes}).freeze()
 
+    @property
+    def testing(self):
+        """This session only tests: --test_only, or upscaling a video."""
+        return self.test_only or self.data_test == ['video']
+
 
 class Parser(argparse.ArgumentParser):
     def __init__(self, *a, **k):
@@ -303,8 +308,9 @@ def _network(args):
         values = flags.resolve(args.model, vars(args))
     except ValueError as e:
         raise OptionError(str(e))
-    other = [k for k in flags.command_line() if k not in values and k not in run_flags()]  # other networks'
-    unused = [k for k in other if k in given_flags(args.argv)]
+    run, given = run_flags(), given_flags(args.argv)
+    other = [k for k in flags.command_line() if k not in values and k not in run]  # other networks'
+    unused = [k for k in other if k in given]
     if unused:
         print(f"main.py: warning: {', '.join('--' + k for k in unused)} not used by --model {args.model} "
               '(ignored)', file=sys.stderr)
@@ -389,8 +395,7 @@ def _weights(args):
     the random initialisation on purpose. Named files and runs must exist."""
     from paths import EXPERIMENTS
     from registry import MODELS
-    testing = args.test_only or args.data_test == ['video']
-    if testing and getattr(MODELS.get(args.model), 'learned', True) and not (args.pre_train or args.load):
+    if args.testing and getattr(MODELS.get(args.model), 'learned', True) and not (args.pre_train or args.load):
         raise OptionError(f'--test_only: --model {args.model} has no weights to test; give --pre_train FILE '
                           '(or download), --load <run>, or --pre_train none to test its random initialisation')
     for flag, path in (('--pre_train', args.pre_train), ('--extend', args.extend), ('--vgg_weights', args.vgg_weights)):

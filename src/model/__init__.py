@@ -150,16 +150,12 @@ class Model(nn.Module):
         """The weights a session starts from (weights.start_file; --resume -1 of
         training is restored by the run state, not here). Testing stops when a
         tested scale's own modules (its tail) got no weights."""
-        start = weights.start_file(self.args, apath, self.testing)
+        start = weights.start_file(self.args, apath, self.args.testing)
         if start is not None:
             path, flag, strict = start
             loaded = self.load_weights(weights.load_file(path, flag), path, strict=strict, flag=flag)
-            if self.testing:
+            if self.args.testing:
                 weights.check_scales(self.model, loaded, path, flag)
-
-    @property
-    def testing(self):
-        return self.args.test_only or self.args.data_test == ['video']
 
     def load_weights(self, obj, source, strict=True, flag='--pre_train'):
         """Load a checkpoint into the network, reporting to the run's log (weights.load_into)."""

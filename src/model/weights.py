@@ -207,17 +207,15 @@ def scale_keys(net, k):
 def fit_hint(saved, meta, source):
     """What would make a file fit: the flags it was saved with (srlab's files),
     those of the released file of its name, or the flags that size the network."""
-    from model import flags, released
+    from model import released
     if saved:
-        differ = [f'--{k} {flags.flag_text(v)}' for k, v in sorted(saved.items())
-                  if k != 'scale' and k in meta and not flags.same(v, meta[k])]
-        return f' (it was saved with {" ".join(differ)}: leave out the flags that differ, it brings its own)' \
-            if differ else ''
+        differ = ' '.join(f'--{k} {F.flag_text(saved[k])}' for k in differing(saved, meta))
+        return f' (it was saved with {differ}: leave out the flags that differ, it brings its own)' if differ else ''
     name = os.path.basename(str(source))
     for row in (r for n in released.MODELS.names() for r in released.rows(n)):
         if row.file == name:
-            return f' (it is the released {name}: ' + ' '.join(f'--{k} {flags.flag_text(v)}' for k, v in row.flags.items()) + ')'
-    sizes = [f'--{k}' for k in meta if k not in flags.ALWAYS]
+            return f' (it is the released {name}: ' + ' '.join(f'--{k} {F.flag_text(v)}' for k, v in row.flags.items()) + ')'
+    sizes = [f'--{k}' for k in meta if k not in F.ALWAYS]
     return f' (check --model and the flags that size it: {", ".join(sizes)})' if sizes else ''
 
 
@@ -265,8 +263,13 @@ def check_flags(saved, meta, source, flag, log):
     """One warning line for each flag whose value in an srlab checkpoint
     differs from this run's (`meta`); --scale aside: other scales are loaded
     on purpose (x2 weights for x4)."""
-    for k in sorted(saved):
-        if k in meta and k != 'scale' and not F.same(saved[k], meta[k]):
-            note = ' (its outputs will be scaled wrongly)' if k == 'rgb_range' else ''
-            log(f'{flag}: {source} was saved with --{k} {F.flag_text(saved[k])}, this run has '
-                f'--{k} {F.flag_text(meta[k])}{note}')
+    for k in differing(saved, meta):
+        note = ' (its outputs will be scaled wrongly)' if k == 'rgb_range' else ''
+        log(f'{flag}: {source} was saved with --{k} {F.flag_text(saved[k])}, this run has '
+            f'--{k} {F.flag_text(meta[k])}{note}')
+
+
+def differing(saved, meta):
+    """The flags (sorted) whose value in an srlab file differs from this run's
+    `meta`; --scale aside: other scales are loaded on purpose."""
+    return [k for k in sorted(saved) if k in meta and k != 'scale' and not F.same(saved[k], meta[k])]
