@@ -57,20 +57,26 @@ test_swinir_released) python main.py --template SwinIR --scale 4 --pre_train dow
 # Reproductions on the 2-core CPU machine (README "Reproduced"): the papers' networks and training set (T91),
 # Adam and a cosine schedule instead of the papers' SGD, a fixed number of steps, tested at the end on
 # Set5, Set14 and B100 with the MATLAB protocol (Y channel). The table is that of the final weights.
-repro_fsrcnn) python main.py --template FSRCNN --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_fsrcnn --reset ;;
-repro_espcn) python main.py --template ESPCN --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_espcn --reset ;;
+repro_fsrcnn) python main.py --template FSRCNN --amp auto --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_fsrcnn --reset ;;
+repro_espcn) python main.py --template ESPCN --amp auto --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_espcn --reset ;;
 # The speedrun: one network for x2+x3+x4 from scratch on T91+BSD200 ("291"), a fixed number of steps
 # (4,500) that takes 30 minutes of training on a 2-core CPU in fp32, tested on Set5, Set14 and B100.
 speedrun) python main.py --template speedrun --dir_data $CLASSIC --save speedrun --reset ;;
 
 # Perceptual SR (needs torchvision's vgg19-dcbb9e9d.pth in ../models or --vgg_weights PATH):
-# EDSR-GAN (5*VGG54+0.15*GAN) and ESRGAN-style (VGG54 + 0.005*RGAN + 0.01*L1), both fine-tuning
-# a PSNR-trained x4 EDSR as the papers do.
+# EDSR-GAN (5*VGG54+0.15*GAN) fine-tunes a PSNR-trained x4 EDSR, as EDSR-PyTorch does; ESRGAN
+# (RRDBNet, VGG54 + 0.005*RGAN + 0.01*L1) fine-tunes its PSNR-oriented RRDBNet, as the paper does;
+# esrgan_edsr puts ESRGAN's loss and schedule on the x4 EDSR instead.
 edsr_gan) python main.py --template GAN --scale 4 --save edsr_gan --reset --dir_data $DATA --pre_train ../experiment/edsr_baseline_x4/model/model_best.pt ;;
-esrgan) python main.py --template ESRGAN --model EDSR --scale 4 --save esrgan --reset --dir_data $DATA --pre_train ../experiment/edsr_baseline_x4/model/model_best.pt ;;
+rrdbnet_psnr_x4) python main.py --template RRDBNet_PSNR --save rrdbnet_psnr_x4 --reset --dir_data $DATA ;;
+esrgan) python main.py --template ESRGAN --save esrgan --reset --dir_data $DATA --pre_train ../experiment/rrdbnet_psnr_x4/model/model_best.pt ;;
+esrgan_edsr) python main.py --template ESRGAN --model EDSR --scale 4 --save esrgan_edsr --reset --dir_data $DATA --pre_train ../experiment/edsr_baseline_x4/model/model_best.pt ;;
 
 # Benchmarks: test only, x8 self-ensemble, saving images (weights from a run above).
 test_edsr_baseline) python main.py --model EDSR --scale 2 --data_test $BENCH --dir_data $DATA --test_only --self_ensemble --save_results --pre_train ../experiment/edsr_baseline_x2/model/model_best.pt --save test_edsr_baseline_x2 ;;
+# A downloaded community model (Real-ESRGAN, ESRGAN, SRVGGNetCompact files): its network, sizes and scale come
+# from its keys (README "Evaluate a downloaded model"); put the file in ../models first.
+test_realesrgan_x4plus) python main.py --pre_train ../models/RealESRGAN_x4plus.pth --data_test $BENCH --dir_data $DATA --test_only --save test_realesrgan_x4plus ;;
 test_bicubic) python main.py --model Bicubic --scale 2+3+4 --data_test $BENCH --dir_data $DATA --test_only --save test_bicubic ;;
 
 # Your own images: every image in --dir_demo is an LR input; results in experiment/demo/results-Demo.

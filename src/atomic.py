@@ -88,6 +88,10 @@ def atomic_write_text(text, path):
     _atomic(path, lambda f: f.write(text.encode()))
 
 
+def atomic_write_bytes(data, path):
+    _atomic(path, lambda f: f.write(data))
+
+
 def remove_stale_temps(folder):
     """Remove the temp files (.<name>.<random>.tmp) that a killed process left in `folder`."""
     if not os.path.isdir(folder):

@@ -102,15 +102,26 @@ class WorkerDied(RuntimeError):
     """A loader worker process was killed (e.g. by the out-of-memory killer)."""
 
 
-def worker_death(e):
-    """WorkerDied for torch's error about a dead loader worker (raised by its
-    SIGCHLD handler anywhere in the main process), else None."""
+WORKER_DIED = ('a data loader worker process died; the out-of-memory killer is the usual cause: '
+               'lower --n_threads or --cache_mem')
+# how a dead worker surfaces from the loader's queue: the pipe of a worker killed while sending a batch
+# (ConnectionResetError, BrokenPipeError, EOFError), besides torch's own RuntimeErrors
+QUEUE_ERRORS = (ConnectionError, EOFError)
+
+
+def worker_death(e, from_queue=False):
+    """WorkerDied for any way torch reports a dead loader worker, else None:
+    its RuntimeError ('DataLoader worker ... is killed by signal' from its
+    SIGCHLD handler, anywhere in the main process, or '... exited
+    unexpectedly' from its queue), or, with `from_queue` (`e` came out of a
+    loader with workers), a connection error of the queue's pipe. Every way
+    gives the same message."""
     if isinstance(e, WorkerDied):
         return e
-    if not isinstance(e, RuntimeError) or 'DataLoader worker' not in str(e):
-        return None
-    return WorkerDied(f'a data loader worker process died ({str(e).strip().splitlines()[0]}); the out-of-memory '
-                      'killer is the usual cause: lower --n_threads or --cache_mem')
+    torch_report = isinstance(e, RuntimeError) and 'DataLoader worker' in str(e)
+    if torch_report or (from_queue and isinstance(e, QUEUE_ERRORS)):
+        return WorkerDied(WORKER_DIED)
+    return None
 
 
 class MSDataLoader(DataLoader):
@@ -128,6 +139,21 @@ class MSDataLoader(DataLoader):
         super().__init__(dataset, batch_sampler=sampler, num_workers=min(args.n_threads, os.cpu_count() or 1),
                          collate_fn=collate, pin_memory=cuda, persistent_workers=False)
         self.train = train
+
+    def __iter__(self):
+        """The batches; a dead worker, however torch reports it, raises WorkerDied."""
+        batches = super().__iter__()
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as e:
+                died = worker_death(e, from_queue=self.num_workers > 0)
+                if died is None:
+                    raise
+                raise died from e
+            yield batch
 
     def set_scale(self, idx_scale):
         self.batch_sampler.idx_scale = idx_scale

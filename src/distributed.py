@@ -42,9 +42,51 @@ class World:
             return value
         return self.all_sum([value], device)[0] / self.world_size
 
+    def mean_(self, tensors):
+        """Each tensor becomes (in place) its mean over all ranks: gradients of
+        a network that is not wrapped in DDP. One all_reduce per dtype."""
+        if not self.distributed:
+            return
+        for dtype in {t.dtype for t in tensors}:
+            same = [t for t in tensors if t.dtype == dtype]
+            flat = torch.cat([t.reshape(-1) for t in same])
+            torch.distributed.all_reduce(flat)
+            flat /= self.world_size
+            for t, v in zip(same, flat.split([t.numel() for t in same])):
+                t.copy_(v.view_as(t))
+
+    def broadcast_(self, tensors):
+        """Rank 0's values into each tensor on every rank (a network built on each rank starts the same)."""
+        if self.distributed:
+            with torch.no_grad():
+                for t in tensors:
+                    torch.distributed.broadcast(t, 0)
+
+    def sum_with_grad(self, t):
+        """t summed over all ranks, with the gradient flowing back to every
+        rank's share: the sums behind a statistic of the whole batch. `t`
+        itself in one process."""
+        return RankSum.apply(t) if self.distributed else t
+
     def barrier(self):
         if self.distributed:
             torch.distributed.barrier()
+
+
+class RankSum(torch.autograd.Function):
+    """The sum over ranks (all_reduce); its gradient is the sum over ranks of theirs."""
+
+    @staticmethod
+    def forward(ctx, t):
+        t = t.clone()
+        torch.distributed.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        torch.distributed.all_reduce(grad)
+        return grad
 
 
 def setup(args):

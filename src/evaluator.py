@@ -1,14 +1,19 @@
-"""Evaluator: tests a model on every --data_test set and scale.
+"""Evaluator: tests a model on every test set (its loaders) and scale.
 
 It owns the numbers of a run: PSNR/SSIM per image (metrics.py, the MATLAB
-protocol), the Bicubic baseline beside them (measured once per set and
-scale), the sums reduced over torchrun ranks when the test is sharded, the
-best PSNR per set and scale, the per-epoch PSNR log (psnr_log.pt and its
-plots), results.json, the printed table and which result images are saved.
-Trainer.test(), --test_only and the --video_hr scoring all use it.
+protocol), the Bicubic baseline beside a learned network's (measured once per
+set and scale; a network without weights, such as Bicubic, is its own), the
+sums of a test (Sums) reduced over torchrun ranks when the test is sharded,
+the best PSNR per set and scale, the per-epoch PSNR log (psnr_log.pt and its
+plots), results.json and which result images are saved. run() first scores
+every set and scale (score), then reports what was tested (report: the log
+lines, the PSNR log, results.json, the table of tables.py). Trainer.test(),
+--test_only and the --video_hr scoring all use it.
 """
 import json
 import time
+from dataclasses import astuple, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,14 +21,52 @@ from tqdm import tqdm
 
 import atomic
 import metrics
+import provenance
+import tables
 from data.imresize import imresize_tensor
 from distributed import World
 from plot import save_plot
 
 
-def score(sr, hr, scale, rgb_range, shave_extra=0):
+def score(sr, hr, scale, rgb_range, shave_extra=0, gray='stacked'):
     """(PSNR, SSIM) of one quantized SR image against its HR image."""
-    return metrics.calc_psnr_ssim(sr, hr, rgb_range, shave=scale + shave_extra)
+    return metrics.calc_psnr_ssim(sr, hr, rgb_range, shave=scale + shave_extra, gray=gray)
+
+
+@dataclass
+class Sums:
+    """A test of one set at one scale, summed over this rank's images (and,
+    sharded, over the ranks: reduced)."""
+    psnr: float = 0.0
+    ssim: float = 0.0
+    bicubic_psnr: float = 0.0
+    bicubic_ssim: float = 0.0
+    images: int = 0       # images tested
+    scored: int = 0       # of them, with an HR image to score against (Demo: none)
+    seconds: float = 0.0  # in the model's forward
+
+    def reduced(self, world, device):
+        """The sums over all ranks."""
+        return Sums(*world.all_sum(list(astuple(self)), device))
+
+    def entry(self):
+        """results.json's entry: seconds per image and, when scored, the mean PSNR and SSIM."""
+        out = {'seconds_per_image': self.seconds / max(int(self.images), 1)}
+        if self.scored:
+            out.update(psnr=self.psnr / int(self.scored), ssim=self.ssim / int(self.scored))
+        return out
+
+    def bicubic(self):
+        """(PSNR, SSIM) means of the Bicubic baseline."""
+        return self.bicubic_psnr / int(self.scored), self.bicubic_ssim / int(self.scored)
+
+
+class Tested(NamedTuple):
+    """One set at one scale, as run() scored it; `written`: the result images its test wrote."""
+    set: str
+    scale: int
+    entry: dict
+    written: int
 
 
 class Evaluator:
@@ -37,91 +80,92 @@ class Evaluator:
         self.bicubic = {}          # (set, scale) -> (psnr, ssim) of the Bicubic baseline
         self.results = {}          # set -> scale -> entry (results.json)
         self.epoch = 0             # the epoch being tested
-        self.figures = None        # --save_figures: compare.FigureWriter, fed every scored test image
+        self.figures = None        # --save_figures: figures.FigureWriter, fed every scored test image
         if args.save_figures and args.save_results and world.main:
-            import compare
-            self.figures = compare.FigureWriter(args, ckp)
+            import figures
+            self.figures = figures.FigureWriter(args, ckp)
 
     # ---- testing --------------------------------------------------------------
     def run(self, model, epoch, shard=False, check_signal=None, minutes=None):
-        """Test every set and scale; log the lines and the table, write results.json.
-        minutes: the training minutes so far (the x of psnr_minutes.png; None: --test_only)."""
+        """Test every set and scale, then report them (the log lines, the
+        table, results.json). minutes: the training minutes so far (the x of
+        psnr_minutes.png; None: --test_only)."""
         self.ckp.write_log('\nEvaluation:')
         self.epoch, t0 = epoch, time.perf_counter()
-        row = torch.zeros(1, len(self.loaders), len(self.scales))
-        model.eval()
-        rows = []
-        for idx_data, loader in enumerate(self.loaders):
-            if shard:
-                loader.set_shard(self.world.rank, self.world.world_size)
-            for idx_scale, scale in enumerate(self.scales):
-                entry, _ = self._test(model, loader, idx_scale, shard, check_signal)
-                if minutes is not None:
-                    entry['train_minutes'] = round(minutes, 3)
-                name = loader.dataset.name
-                if 'psnr' in entry:
-                    row[0, idx_data, idx_scale] = entry['psnr']
-                self.record(name, scale, entry, epoch, written=self.ckp.results_written())
-                rows.append((name, scale, entry))
-        self.log = torch.cat([self.log, row])
-        self.minutes.append(float('nan') if minutes is None else minutes)
-        self.write_results()
-        self.ckp.write_log(self.table(rows))
+        tested = self.score(model, shard, check_signal)
+        if minutes is not None:
+            for t in tested:
+                t.entry['train_minutes'] = round(minutes, 3)
+        self.report(tested, epoch, minutes)
         self.ckp.write_log(f'Testing took {time.perf_counter() - t0:.1f} s'
                            + (f' (after {minutes:.1f} min of training)' if minutes is not None else ''))
 
+    def score(self, model, shard=False, check_signal=None):
+        """[Tested] for every test set and scale, in order."""
+        model.eval()
+        tested = []
+        for loader in self.loaders:
+            if shard:
+                loader.set_shard(self.world.rank, self.world.world_size)
+            for idx_scale, scale in enumerate(self.scales):
+                entry = self._test(model, loader, idx_scale, shard, check_signal)
+                tested.append(Tested(loader.dataset.name, scale, entry, self.ckp.results_written()))
+        return tested
+
     def _test(self, model, loader, idx_scale, shard, check_signal):
+        """The entry of one set at one scale (the baseline beside it where measured)."""
         name, scale = loader.dataset.name, self.scales[idx_scale]
-        want_bicubic = self.args.model != 'Bicubic' and (name, scale) not in self.bicubic
+        want_bicubic = getattr(model.get_model(), 'learned', True) and (name, scale) not in self.bicubic
         loader.set_scale(idx_scale)
         sums = self._sums(model, loader, idx_scale, want_bicubic, check_signal)
         if shard:
-            sums = self.world.all_sum(sums, self.device)
-        psnr, ssim, bic_psnr, bic_ssim, n, seconds, scored = sums
-        n = max(int(n), 1)
-        entry = {'seconds_per_image': seconds / n}
-        if scored and want_bicubic:
-            self.bicubic[(name, scale)] = (bic_psnr / n, bic_ssim / n)
-        if scored and (name, scale) in self.bicubic:
+            sums = sums.reduced(self.world, self.device)
+        entry = sums.entry()
+        if sums.scored and want_bicubic:
+            self.bicubic[(name, scale)] = sums.bicubic()
+        if sums.scored and (name, scale) in self.bicubic:
             entry.update(bicubic_psnr=self.bicubic[(name, scale)][0], bicubic_ssim=self.bicubic[(name, scale)][1])
-        if scored:
-            entry.update(psnr=psnr / n, ssim=ssim / n)
-        return entry, n
+        return entry
 
     def _sums(self, model, loader, idx_scale, want_bicubic, check_signal):
-        """[psnr, ssim, bicubic psnr, bicubic ssim, images, seconds, scored] summed over this rank's images."""
+        """Sums over this rank's images of the loader at scale idx_scale."""
         args, scale = self.args, self.scales[idx_scale]
         shave_extra = loader.dataset.shave_extra
-        sums = [0.0] * 7
+        sums = Sums()
         bar = tqdm(loader, desc=f'{loader.dataset.name} x{scale}', unit='img', leave=False,
                    disable=None if self.world.main else True)
         for lr, hr, filename, _ in bar:
             if check_signal is not None:
                 check_signal()
             sr, seconds = self.forward(model, lr, idx_scale)
-            sums[4] += 1
-            sums[5] += seconds
-            save_list = [sr]
+            sums.images += 1
+            sums.seconds += seconds
             if hr.numel():
-                sums[6] = 1.0
-                p, s = score(sr.cpu(), hr, scale, args.rgb_range, shave_extra)
-                sums[0] += p
-                sums[1] += s
+                sums.scored += 1
+                gray = args.gray_hr if loader.dataset.is_gray(filename[0]) else 'stacked'
+                p, s = score(sr.cpu(), hr, scale, args.rgb_range, shave_extra, gray)
+                sums.psnr += p
+                sums.ssim += s
                 if want_bicubic:
                     bic = imresize_tensor(lr.float().cpu(), scale, quantize_range=args.rgb_range,
                                           border=args.imresize_border)
-                    p, s = score(bic, hr, scale, args.rgb_range, shave_extra)
-                    sums[2] += p
-                    sums[3] += s
-            if args.save_gt:
-                save_list += [lr.float(), hr] if hr.numel() else [lr.float()]
-            if args.save_results or not hr.numel():  # Demo: the outputs are what it is for
-                self.ckp.save_results(loader.dataset, filename[0], save_list, scale)
-            if sums[4] <= 2 and hr.numel():  # TensorBoard: SR and HR crops of the first images
-                self._crops(loader.dataset.name, scale, filename[0], sr, hr)
-            if self.figures is not None and hr.numel():
-                self.figures.add(loader.dataset.name, scale, filename[0], lr.float().cpu(), sr.cpu(), hr)
+                    p, s = score(bic, hr, scale, args.rgb_range, shave_extra, gray)
+                    sums.bicubic_psnr += p
+                    sums.bicubic_ssim += s
+            self._keep(loader.dataset, filename[0], scale, lr, sr, hr, sums.images)
         return sums
+
+    def _keep(self, dataset, filename, scale, lr, sr, hr, nth):
+        """What the nth test image leaves: its result images, TensorBoard crops, a figure."""
+        save_list = [sr]
+        if self.args.save_gt:
+            save_list += [lr.float(), hr] if hr.numel() else [lr.float()]
+        if self.args.save_results or not hr.numel():  # Demo: the outputs are what it is for
+            self.ckp.save_results(dataset, filename, save_list, scale)
+        if nth <= 2 and hr.numel():  # TensorBoard: SR and HR crops of the first images
+            self._crops(dataset.name, scale, filename, sr, hr)
+        if self.figures is not None and hr.numel():
+            self.figures.add(dataset.name, scale, filename, lr.float().cpu(), sr.cpu(), hr)
 
     def _crops(self, name, scale, filename, sr, hr, size=128):
         h, w = sr.shape[-2:]
@@ -139,7 +183,21 @@ class Evaluator:
         seconds = time.perf_counter() - t0
         return metrics.quantize_tensor(sr.float(), self.args.rgb_range), seconds
 
-    # ---- the numbers ----------------------------------------------------------
+    # ---- reporting --------------------------------------------------------------
+    def report(self, tested, epoch, minutes=None):
+        """What run() scored: a log line per set and scale, a row of the PSNR
+        log, results.json and the table of what was tested."""
+        names = self.names()
+        row = torch.zeros(1, len(names), len(self.scales))
+        for t in tested:
+            self.record(t.set, t.scale, t.entry, epoch, t.written)
+            if 'psnr' in t.entry:
+                row[0, names.index(t.set), self.scales.index(t.scale)] = t.entry['psnr']
+        self.log = torch.cat([self.log, row])
+        self.minutes.append(float('nan') if minutes is None else minutes)
+        self.write_results()
+        self.ckp.write_log(tables.run_table([(t.set, t.scale, t.entry) for t in tested]))
+
     def add(self, name, scale, entry):
         """Keep an entry for results.json."""
         self.results.setdefault(name, {})[str(scale)] = entry
@@ -167,33 +225,24 @@ class Evaluator:
         first = f'{self.loaders[0].dataset.name}/x{self.scales[0]}'
         return first in self.best and self.best[first][1] == epoch
 
-    @staticmethod
-    def table(rows):
-        """PSNR/SSIM per set and scale; a Bicubic column when it was measured."""
-        bic = any('bicubic_psnr' in e for _, _, e in rows)
-        keys = (('psnr', 2), ('ssim', 4)) + ((('bicubic_psnr', 2), ('bicubic_ssim', 4)) if bic else ())
-        head = f'{"Dataset":<12}{"Scale":>6}{"PSNR":>9}{"SSIM":>9}' + (f'{"Bicubic":>9}{"SSIM":>9}' if bic else '')
-        lines = [head + f'{"s/img":>9}']
-        for name, scale, e in rows:
-            cells = [f'{e[k]:.{d}f}' if k in e else '-' for k, d in keys]
-            lines.append(f'{name:<12}{"x" + str(scale):>6}' + ''.join(f'{c:>9}' for c in cells)
-                         + f'{e["seconds_per_image"]:>9.3f}')
-        return '\n'.join(lines)
-
     # ---- files ----------------------------------------------------------------
+    def document(self):
+        """results.json's top-level dict, assembled here only: {set: {scale:
+        {'psnr', 'ssim', 'seconds_per_image', ...}}, 'provenance': {...}}."""
+        return {**self.results, 'provenance': provenance.of_run(self.args, self.device)}  # provenance.py
+
     def write_results(self):
-        """results.json: {set: {scale: {'psnr', 'ssim', 'seconds_per_image', ...}}} (rank 0);
-        a --test_only run also writes its paper table (evaluate.py's): table.md and table.tex."""
+        """results.json (document(), rank 0); a --test_only run also writes
+        its paper table (tables.tables): table.md and table.tex."""
         if not self.world.main:
             return
-        atomic.atomic_write_text(json.dumps(self.results, indent=2, sort_keys=True) + '\n',
+        atomic.atomic_write_text(json.dumps(self.document(), indent=2, sort_keys=True) + '\n',
                                  self.ckp.get_path('results.json'))
         if self.args.test_only:
-            import evaluate
             name = self.args.model + ('+' if self.args.self_ensemble else '')  # the papers' name for x8 ensembles
-            scored = evaluate.from_run_results(self.results, name)
+            scored = tables.from_run_results(self.results, name)
             if scored:
-                md, tex = evaluate.tables(scored)  # Bicubic first, where it was measured
+                md, tex = tables.tables(scored)  # Bicubic first, where it was measured
                 atomic.atomic_write_text(md, self.ckp.get_path('table.md'))
                 atomic.atomic_write_text(tex, self.ckp.get_path('table.tex'))
 
@@ -224,8 +273,8 @@ class Evaluator:
 
     # ---- run state (see state.py) ----------------------------------------------
     def names(self):
-        """The test sets, as the PSNR log's columns."""
-        return [d for d in self.args.data_test if d.lower() != 'video']
+        """The test sets (of the loaders), as the PSNR log's columns."""
+        return [loader.dataset.name for loader in self.loaders]
 
     def state_dict(self):
         return {'psnr_log': self.log, 'psnr_sets': self.names(), 'best': self.best, 'bicubic': self.bicubic,

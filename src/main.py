@@ -7,6 +7,8 @@ import traceback
 import torch
 
 import option
+import precision
+import provenance
 import utility
 from errors import SRLabError, UsageError, one_line
 
@@ -25,17 +27,19 @@ def run(args):
     ckp = utility.checkpoint(args, world=world)
     trainer, started = None, False
     try:
+        args = precision.resolve(args, world, ckp.write_log, resumed_flags(args, ckp))  # --amp auto: timed here
+        ckp.write_log('\n'.join(provenance.lines(provenance.of_run(args, world.device(args)))))
         if args.data_test == ['video']:
             import videotester
             tester = videotester.VideoTester(args, model.Model(args, ckp, world), ckp)
             started = True
             tester.test()
         else:
+            m = model.Model(args, ckp, world)  # first: a weight file that does not fit is refused before the data
             t0 = time.perf_counter()
             loader = data.Data(args, world)
             ckp.write_log(f'Data ready in {time.perf_counter() - t0:.1f} s (reading and caching; not on the training clock)')
-            m = model.Model(args, ckp, world)
-            lo = loss.Loss(args, ckp) if not args.test_only else None
+            lo = loss.Loss(args, ckp, world) if not args.test_only else None
             trainer = Trainer(args, loader, m, lo, ckp, world)
             started = True
             while not trainer.terminate():
@@ -58,6 +62,14 @@ def run(args):
             ckp.discard()
         distributed.close()
     return 0
+
+
+def resumed_flags(args, ckp):
+    """The flags saved with the run that --load <run> --resume -1 continues (None otherwise)."""
+    if not (args.load and args.resume == -1):
+        return None
+    import state
+    return state.run_flags(ckp.dir)
 
 
 def resume_command(args):

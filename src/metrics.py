@@ -2,7 +2,8 @@
 
 Images are on the 0..255 scale. Both images are quantized to 8-bit levels
 (round half away from zero, clip to 0..255), 3-channel images are reduced to
-float64 Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (not rounded),
+float64 Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (not rounded; a
+grayscale HR image: see _planes for the two conventions, --gray_hr),
 `shave` pixels are cut from each border, then
 PSNR = 10 log10(255^2 / MSE) and SSIM (Wang et al.: 11x11 Gaussian,
 sigma 1.5, K = (0.01, 0.03), L = 255, 'valid' filtering, mean of the map).
@@ -40,14 +41,38 @@ def rgb_to_y(img):
     raise ValueError('expected HxW, HxWx1 or HxWx3 image, got shape %s' % (img.shape,))
 
 
-def _prepare(sr, hr, shave):
+GRAY = ('stacked', 'own')  # how a grayscale HR image is scored (--gray_hr)
+
+
+def is_gray(img):
+    """A 3-channel image whose channels are equal: a grayscale image stacked to RGB."""
+    return img.ndim == 3 and img.shape[2] == 3 and (img[:, :, 0] == img[:, :, 1]).all() and \
+        (img[:, :, 0] == img[:, :, 2]).all()
+
+
+def _planes(sr, hr, gray):
+    """The two planes compared: Y of each (3 channels) or the single channel. gray='own' scores a
+    grayscale HR image (one channel, or stacked to three) on its own 0..255 values, against the SR's Y
+    mapped back from 16..235 to 0..255 (the SRCNN/VDSR-era MATLAB scripts); 'stacked' scores the Y of
+    the stacked image (EDSR-PyTorch, BasicSR, RCAN's scripts), 20 log10(255/219) = 1.32 dB higher."""
+    sr, hr = quantize(sr), quantize(hr)
+    if gray == 'own' and (hr.ndim == 2 or hr.shape[-1] == 1 or is_gray(hr)) and sr.ndim == 3 and sr.shape[2] == 3:
+        own = hr if hr.ndim == 2 else hr[:, :, 0]
+        return (rgb_to_y(sr) - 16.0) * (255.0 / 219.0), own
+    if gray not in GRAY:
+        raise ValueError(f'gray must be one of {GRAY}, got {gray!r}')
+    if hr.ndim == 2 and sr.ndim == 3 and sr.shape[2] == 3:  # gray HR beside an RGB SR: stacked
+        hr = np.repeat(hr[:, :, None], 3, axis=2)
+    return rgb_to_y(sr), rgb_to_y(hr)
+
+
+def _prepare(sr, hr, shave, gray='stacked'):
     sr = np.asarray(sr)
     hr = np.asarray(hr)
-    if sr.shape != hr.shape:
+    if sr.shape[:2] != hr.shape[:2] or (sr.shape != hr.shape and not (hr.ndim == 2 and sr.ndim == 3)):
         raise ValueError('SR and HR shapes differ: SR %s vs HR %s'
                          % (tuple(sr.shape), tuple(hr.shape)))
-    ys = rgb_to_y(quantize(sr))
-    yh = rgb_to_y(quantize(hr))
+    ys, yh = _planes(sr, hr, gray)
     shave = int(shave)
     if shave > 0:
         if min(ys.shape) <= 2 * shave:
@@ -97,19 +122,19 @@ def _ssim_y(a, b):
     return float(ssim_map.mean())
 
 
-def psnr(sr, hr, shave=0):
+def psnr(sr, hr, shave=0, gray='stacked'):
     """PSNR in dB on Y (or the single channel); inf for identical images."""
-    return _psnr_y(*_prepare(sr, hr, shave))
+    return _psnr_y(*_prepare(sr, hr, shave, gray))
 
 
-def ssim(sr, hr, shave=0):
+def ssim(sr, hr, shave=0, gray='stacked'):
     """Mean SSIM on Y (or the single channel)."""
-    return _ssim_y(*_prepare(sr, hr, shave))
+    return _ssim_y(*_prepare(sr, hr, shave, gray))
 
 
-def calc_metrics(sr, hr, shave=0):
-    """(psnr, ssim) of numpy HxW / HxWxC images on 0..255."""
-    ys, yh = _prepare(sr, hr, shave)
+def calc_metrics(sr, hr, shave=0, gray='stacked'):
+    """(psnr, ssim) of numpy HxW / HxWxC images on 0..255 (gray: see _planes)."""
+    ys, yh = _prepare(sr, hr, shave, gray)
     return _psnr_y(ys, yh), _ssim_y(ys, yh)
 
 
@@ -127,9 +152,9 @@ def tensor_to_image(t, rgb_range):
     return img[:, :, 0] if img.shape[2] == 1 else img
 
 
-def calc_psnr_ssim(sr, hr, rgb_range, shave=0):
+def calc_psnr_ssim(sr, hr, rgb_range, shave=0, gray='stacked'):
     """(psnr, ssim) python floats for torch tensors on 0..rgb_range."""
     if tuple(sr.shape) != tuple(hr.shape):
         raise ValueError('SR and HR shapes differ: SR %s vs HR %s'
                          % (tuple(sr.shape), tuple(hr.shape)))
-    return calc_metrics(tensor_to_image(sr, rgb_range), tensor_to_image(hr, rgb_range), shave)
+    return calc_metrics(tensor_to_image(sr, rgb_range), tensor_to_image(hr, rgb_range), shave, gray)

@@ -52,7 +52,7 @@ class Args(argparse.Namespace):
     @property
     def testing(self):
         """This session only tests: --test_only, or upscaling a video."""
-        return self.test_only or self.data_test == ['video']
+        return self.test_only or self.data_test == ['video']  # (names are canonical: data.canonical)
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,6 +98,11 @@ def build_parser(network=True):
       help="bicubic border rule: symmetric (MATLAB imresize.m, EDSR benchmark files) or replicate (RCAN/RDN files)")
     a('--blur_sigma', type=float, default=1.6, help='--degradation BD: Gaussian blur sigma')
     a('--noise_level', type=float, default=30, help='--degradation DN: noise standard deviation (0..255 scale)')
+    a('--gray_hr', default='stacked', choices=('stacked', 'own'),
+      help='how a grayscale HR test image (Set14 bridge) is scored by an RGB network: stacked to 3 channels and '
+      'Y-converted (EDSR-PyTorch, BasicSR, RCAN) or on its own values against the SR Y mapped back to 0..255 '
+      '(the SRCNN/VDSR-era MATLAB scripts; 1.32 dB lower on such an image). A 1-channel network (--n_colors 1) '
+      'sees and is scored on a gray image\'s own values either way')
     a('--chop', action='store_true', help='tiled forward to bound memory at test time')
     a('--chop_size', type=int, default=96, help='LR tile size for --chop')
     a('--chop_overlap', type=int, default=24, help='LR pixels of overlap on each tile side for --chop')
@@ -113,7 +118,9 @@ def build_parser(network=True):
     a('--extend', default='.', help='weights to extend the model with (loaded non-strictly)')
     a('--precision', default='single', choices=('single', 'half', 'bf16'), help='test-time precision')
     # speed
-    a('--amp', default='off', choices=('off', 'bf16', 'fp16'), help='mixed precision for training and test (fp16 with a gradient scaler)')
+    a('--amp', default='off', choices=('off', 'bf16', 'fp16', 'auto'),
+      help='mixed precision for training and test (fp16 with a gradient scaler); auto: the fastest of fp32, bf16 '
+      'and bf16 + channels_last (CUDA: bf16 or fp16) timed at start on this network, batch and patch, kept on resume')
     a('--channels_last', action='store_true', help='NHWC memory format for convolutions')
     a('--compile', action='store_true', help='torch.compile the network (falls back to eager where unsupported)')
     a('--ema', type=float, default=0, help='decay of an exponential moving average of the weights, used for testing (0: off)')
@@ -129,8 +136,9 @@ def build_parser(network=True):
     a('--test_only', action='store_true', help='only evaluate')
     # optimization
     a('--lr', type=float, default=1e-4, help='learning rate')
-    a('--decay', default='200', help="epochs where lr is multiplied by gamma, joined with '-'; or cosine: "
-      "lr follows a half cosine to 0 over the run's steps (or --time_budget), updated every step")
+    a('--decay', default='200', help="epochs where lr is multiplied by gamma, joined with '-'; or a schedule "
+      "(src/schedule.py): cosine or linear from --lr to 0 over the run's steps (or --time_budget), set every step")
+    a('--warmup', type=int, default=0, help='steps of linear warmup to --lr before the --decay schedule (0: none)')
     a('--gamma', type=float, default=0.5, help='lr decay factor')
     a('--optimizer', default='ADAM', help='SGD, ADAM or RMSprop')
     a('--momentum', type=float, default=0.9, help='SGD momentum')
@@ -150,17 +158,6 @@ def build_parser(network=True):
     a('--video_hr', default='', help='ground-truth video or frames folder of the upscaled size: report PSNR/SSIM. '
       'A lossy reference (e.g. H.264) shifts the numbers; a frames folder or a lossless video '
       '(ffv1 or png in .mkv) gives exact ones')
-    # perceptual and adversarial losses
-    def positive_int(v):
-        if not str(v).isdigit() or int(v) < 1:
-            raise argparse.ArgumentTypeError(f"must be a positive integer, got '{v}'")
-        return int(v)
-    a('--vgg_weights', default='', help="torchvision's vgg19-dcbb9e9d.pth for VGG22/VGG54 "
-      '(default: looked up in --dir_models and the torch hub cache; never downloaded)')
-    a('--gan_arch', default='srgan', choices=('srgan', 'patch'),
-      help='discriminator: srgan (EDSR/SRGAN, --patch_size inputs) or patch (PatchGAN, any size)')
-    a('--gan_k', type=positive_int, default=1, help='discriminator steps per generator step')
-    a('--gp_weight', type=float, default=10, help='WGAN_GP gradient penalty weight')
     # log
     a('--save', default='test', help='experiment name: experiment/<save>')
     a('--load', default='', help='experiment to continue: experiment/<load>')
@@ -174,9 +171,20 @@ def build_parser(network=True):
     a('--tensorboard', action='store_true', help='also log to experiment/<save>/tb (needs the tensorboard package)')
     a('--summary', action='store_true', help='print the model cost (parameters, Multi-Adds, time) and exit')
     a('--summary_size', default='1280x720', help='output size WxH for --summary (Multi-Adds, timing)')
+    loss_flags(p)
     if network:
         network_flags(p)
     return p
+
+
+def loss_flags(p):
+    """The flags that the loss term files declare (loss/flags.py: --gan_k, --vgg_weights ...), with their defaults."""
+    from loss import flags as term_flags
+    g = p.add_argument_group('loss term flags (declared by the loss files)')
+    run = {a.dest for a in p._actions}
+    for name, (parse, default, choices, text) in term_flags.command_line().items():
+        if name not in run:
+            g.add_argument(f'--{name}', type=parse, default=default, choices=choices, help=text)
 
 
 def network_flags(p):
@@ -204,6 +212,30 @@ def _positive_ints(flag, text, sep='+'):
     if not vals or any(v <= 0 for v in vals):
         raise OptionError(f"{flag}: '{text}' is not a list of positive integers joined with '{sep}'")
     return vals
+
+
+def _decay(text):
+    """--decay: (a schedule's name, []) or (the text, its epochs) for step decay ('' and 0: none)."""
+    from registry import SCHEDULES
+    name = SCHEDULES.canonical(text)
+    if name or str(text) in ('', '0'):
+        return name or text, []
+    try:
+        return text, _positive_ints('--decay', text, '-')
+    except OptionError as e:
+        names = SCHEDULES.names()
+        raise OptionError(f"{e} or a schedule ({', '.join(names)}){did_you_mean(text, names)}") from None
+
+
+def _schedule_end(args):
+    """A schedule that follows the run's progress needs the run to have an end; --warmup counts steps."""
+    import schedule
+    if args.warmup < 0:
+        raise OptionError(f'--warmup: must not be negative, got {args.warmup}')
+    if args.decay_epochs or args.decay in ('', '0') or not schedule.follows_progress(args.decay):
+        return
+    if args.epochs == 0 and not args.time_budget:
+        raise OptionError(f'--decay {args.decay}: needs an end to follow: --epochs above 0 or --time_budget')
 
 
 def _factors(text):
@@ -241,6 +273,7 @@ def validate(args):
     _datasets(args)
     _paths(args)
     _weights(args)
+    _resume(args)
     return args
 
 
@@ -249,9 +282,7 @@ def _lists(args):
     if len(set(args.scale)) != len(args.scale):
         raise OptionError(f"--scale: repeated scale in '{'+'.join(map(str, args.scale))}'")
     args.data_range_parsed = parse_range(args.data_range)
-    cosine = str(args.decay).lower() == 'cosine'
-    args.decay = 'cosine' if cosine else args.decay
-    args.decay_epochs = _positive_ints('--decay', args.decay, '-') if str(args.decay) not in ('', '0', 'cosine') else []
+    args.decay, args.decay_epochs = _decay(args.decay)
     args.augment_scales = _factors(args.augment_scales)
     if args.decay_epochs != sorted(args.decay_epochs):
         raise OptionError(f"--decay: '{args.decay}' must be increasing epochs joined with '-'")
@@ -281,8 +312,7 @@ def _numbers(args):
             raise OptionError(f'{flag}: must not be negative, got {val}')
     if not 0 <= args.time_budget < float('inf'):
         raise OptionError(f'--time_budget: must be a non-negative number of minutes, got {args.time_budget}')
-    if args.decay == 'cosine' and args.epochs == 0 and not args.time_budget:
-        raise OptionError('--decay cosine: needs an end to follow: --epochs above 0 or --time_budget')
+    _schedule_end(args)
     if args.lr >= FLOAT32_MAX:
         raise OptionError(f'--lr: {args.lr:g} is beyond the float32 range of the weights')
     if args.chop_size <= 2 * args.chop_overlap:
@@ -340,29 +370,38 @@ def _choices(args):
 
 def _datasets(args):
     import data
-    args.data_train = [d for d in args.data_train.split('+') if d]
-    args.data_test = [d for d in args.data_test.split('+') if d]
+    args.data_test = _set_names('--data_test', args.data_test, args.dir_data)
     if not args.data_test:
         raise OptionError('--data_test: no dataset given')
-    checks = [('--data_test', args.data_test)] + ([] if args.test_only else [('--data_train', args.data_train)])
-    for flag, names in checks:
-        for name in names:
-            kind = data.dataset_kind(name, args.dir_data)
-            if kind is None:
-                raise OptionError(
-                    f"{flag}: unknown dataset '{name}': no src/data/{name.lower()}.py and no folder "
-                    f"{Path(args.dir_data) / 'benchmark' / name}" + did_you_mean(name, known_sets(args.dir_data)))
-            if kind == 'video' and (flag == '--data_train' or len(names) > 1):
-                raise OptionError(f'{flag}: video is a test-only set and cannot be combined with others')
+    args.data_train = _set_names('--data_train', args.data_train, args.dir_data, check=not args.test_only)
+    for flag, names in (('--data_test', args.data_test), ('--data_train', args.data_train)):
+        if data.VIDEO in names and (flag == '--data_train' or len(names) > 1):
+            raise OptionError(f'{flag}: video is a test-only set and cannot be combined with others')
+    if args.data_test == [data.VIDEO] and not os.path.exists(args.dir_demo):
+        raise OptionError(f'--dir_demo: no such video file or frames folder: {args.dir_demo}')
     if not args.test_only and not args.data_train:
         raise OptionError('--data_train: no dataset given')
+
+
+def _set_names(flag, text, dir_data, check=True):
+    """'+'-joined set names in their one spelling (data.canonical); an unknown one is refused (unless not
+    `check`: a --data_train that a --test_only run does not read is kept as typed)."""
+    import data
+    out = []
+    for name in (d for d in str(text).split('+') if d):
+        spelt = data.canonical(name, dir_data)
+        if spelt is None and check:
+            raise OptionError(f"{flag}: unknown dataset '{name}': no src/data/{name.lower()}.py and no folder "
+                              f"{Path(dir_data) / 'benchmark' / name}" + did_you_mean(name, known_sets(dir_data)))
+        out.append(spelt or name)
+    return out
 
 
 def known_sets(dir_data):
     """The registered data sets and the benchmark folders under `dir_data`."""
     from registry import DATASETS
     bench = Path(dir_data) / 'benchmark'
-    return DATASETS.names() + (sorted(p.name for p in bench.iterdir() if p.is_dir()) if bench.is_dir() else [])
+    return DATASETS.names() + ['video'] + (sorted(p.name for p in bench.iterdir() if p.is_dir()) if bench.is_dir() else [])
 
 
 def _paths(args):
@@ -403,6 +442,20 @@ def _weights(args):
             raise OptionError(f'{flag}: file not found: {path}')
     if args.load and not (EXPERIMENTS / args.load).is_dir():
         raise OptionError(f"--load: no run named '{args.load}' in {EXPERIMENTS}{did_you_mean(args.load, runs())}")
+
+
+def _resume(args):
+    """--load <run> --resume -1 with a flag that defines another run (its data, loss, optimizer or network) is
+    refused here, from the run's saved flags, before any data are read or a network is built."""
+    if not (args.load and args.resume == -1):
+        return
+    import state
+    from paths import EXPERIMENTS
+    saved = state.run_flags(EXPERIMENTS / args.load)
+    identity = set(state.IDENTITY) | set(flags.recorded(args.model, {}))
+    wrong, _ = state.compare_flags(saved, args.flags(), identity)
+    if wrong:
+        raise OptionError(state.another_run(args.load, wrong))
 
 
 def runs():

@@ -1,4 +1,5 @@
-"""One registry for every kind of component: networks, datasets, loss terms.
+"""One registry for every kind of component: networks, datasets, loss terms,
+learning-rate schedules.
 
 A component registers itself with a decorator in its own file:
 
@@ -7,9 +8,10 @@ A component registers itself with a decorator in its own file:
     @MODELS.register('EDSR')
     class EDSR(nn.Module): ...
 
-`--model`, `--data_train/--data_test` and `--loss` accept the registered names
-(case-insensitive). The first lookup imports every module of the component's
-package (`src/model/`, `src/data/`, `src/loss/`), so a new file is found
+`--model`, `--data_train/--data_test`, `--loss` and `--decay` accept the
+registered names (case-insensitive). The first lookup imports every module of
+the component's package (`src/model/`, `src/data/`, `src/loss/`; schedules are
+the functions of the one module `src/schedule.py`), so a new file is found
 without being listed anywhere, and a helper module that registers nothing is
 never mistaken for a component.
 """
@@ -39,8 +41,8 @@ class Registry:
         if self._scanned:
             return
         self._scanned = True
-        pkg = importlib.import_module(self.package)
-        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        pkg = importlib.import_module(self.package)  # a package, or one module (schedules)
+        for info in sorted(pkgutil.iter_modules(getattr(pkg, '__path__', ())), key=lambda m: m.name):
             importlib.import_module(f'{self.package}.{info.name}')
 
     def names(self):
@@ -71,3 +73,4 @@ def _origin(obj):
 MODELS = Registry('model', 'model')
 DATASETS = Registry('dataset', 'data')
 LOSSES = Registry('loss term', 'loss')
+SCHEDULES = Registry('schedule', 'schedule')

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import provenance  # noqa: E402
 
 OPTIONS = {  # name -> main.py flags
     'eager fp32': [],
@@ -442,13 +443,14 @@ class Workload:
     def argv(self, ext='sep', model=None, extra=(), batches=10, save='bench'):
         """main.py flags. `--data_test video` builds no test set: inference is timed on a
         synthetic frame through the Evaluator's forward, and no second copy of the
-        training images is decoded into memory (it would count in the RSS column)."""
+        training images is decoded into memory (it would count in the RSS column); its
+        --dir_demo (which main.py checks) is never read."""
         c = self.cfg
         m = model or c
         a = ['--model', 'EDSR', '--scale', str(c['scale']), '--n_resblocks', str(m['n_resblocks']),
              '--n_feats', str(m['n_feats']), '--res_scale', str(m.get('res_scale', 1)), '--pre_train', 'none',
              '--batch_size', str(c['batch']), '--patch_size', str(c['patch']),
-             '--data_train', 'Folder', '--dir_train', self.hr_dir, '--data_test', 'video',
+             '--data_train', 'Folder', '--dir_train', self.hr_dir, '--data_test', 'video', '--dir_demo', self.hr_dir,
              '--dir_cache', self.cache, '--ext', ext, '--n_threads', str(self.opts.n_threads),
              '--test_every', str(batches), '--save', save, '--seed', '1']
         if self.device.type == 'cpu':
@@ -797,6 +799,7 @@ class Speed:
         first = self.peak('before the options')
         self.run_loaders(res)
         self.run_options(res)
+        res['amp_auto'] = self.amp_auto()
         self.hardware(res, first)
         res['ratio'] = loader_ratios(res)
         self.report.ratio(res)
@@ -826,6 +829,14 @@ class Speed:
             for nm in ['eager fp32'] + tiny_names:
                 self.add_row(res, self.meter.option(nm + ' (tiny)' if nm == 'eager fp32' else nm,
                                                     OPTIONS[nm], model=TINY))
+
+    def amp_auto(self):
+        """What `--amp auto` (precision.py) chooses for the main workload here: the recommendation."""
+        import precision
+        from distributed import World
+        amp, channels_last, line = precision.choose(self.work.args('sep', batches=1), World())
+        print(f'recommended: {line}', flush=True)
+        return {'amp': amp, 'channels_last': channels_last, 'line': line}
 
     def add_row(self, res, row):
         res['options'].append(row)
@@ -910,6 +921,7 @@ def main(argv=None):
         else:
             s.work.cleanup()
     res['wall_s'] = time.perf_counter() - t0
+    res['provenance'] = provenance.block('per option (see options)', 0, argv, s.work.device)
     Report.summary(res)
     if o.json:
         Report.write_json(res, o.json)

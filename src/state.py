@@ -68,16 +68,6 @@ def check_finite(weights, apath, context=''):
                          f'state in {apath}')
 
 
-def holds_run(d):
-    """True when experiment folder `d` holds what training saved (state, PSNR
-    log or weights); a --test_only run leaves an empty model/ folder, which
-    does not count."""
-    if any(os.path.exists(os.path.join(d, f)) for f in (FILE, 'psnr_log.pt')):
-        return True
-    model_dir = os.path.join(d, 'model')
-    return os.path.isdir(model_dir) and any(f.endswith('.pt') for f in os.listdir(model_dir))
-
-
 class Keyed:
     """A part whose whole state_dict is stored under one key (the model)."""
 
@@ -129,19 +119,31 @@ class Flags:
         return {'flags': self.args.flags()}
 
     def load_state_dict(self, st):
-        saved, given = st.get('flags'), self.args.flags()  # states written before flags were recorded have none
+        saved = st.get('flags')  # states written before flags were recorded have none
         if saved is None:
             return
-        changed = [k for k in sorted(saved, key=str.lower)  # flags newer than the saved run are not compared
-                   if k not in SESSION and given.get(k) is not None and not same(saved[k], given[k])]
-        diff = {k: f'--{k} {flag_text(saved[k])} -> {flag_text(given[k])}' for k in changed}
-        wrong = [d for k, d in diff.items() if k in self.identity]
+        wrong, changed = compare_flags(saved, self.args.flags(), self.identity)
         if wrong:
-            raise SRLabError(f'--resume -1: experiment/{self.args.load} is another run ({"; ".join(wrong)}); '
-                             'resume with its flags, or start a new run from its weights with --pre_train '
-                             f'experiment/{self.args.load}/model/model_latest.pt')
-        if diff:
-            self.log(f'Changed since the saved session: {"; ".join(diff.values())}')
+            raise SRLabError(another_run(self.args.load, wrong))
+        if changed:
+            self.log(f'Changed since the saved session: {"; ".join(changed)}')
+
+
+def compare_flags(saved, given, identity):
+    """(refused, changed): '--flag saved -> given' for each flag of `identity`
+    that differs, and for each other flag that differs. Flags this run does not
+    set (None: another network's) and flags newer than the saved run are not
+    compared."""
+    keys = [k for k in sorted(saved, key=str.lower)
+            if k not in SESSION and given.get(k) is not None and not same(saved[k], given[k])]
+    text = {k: f'--{k} {flag_text(saved[k])} -> {flag_text(given[k])}' for k in keys}
+    return [t for k, t in text.items() if k in identity], [t for k, t in text.items() if k not in identity]
+
+
+def another_run(load, wrong):
+    """The refusal of a resume whose identity flags differ."""
+    return (f'--resume -1: experiment/{load} is another run ({"; ".join(wrong)}); resume with its flags, or start a '
+            f'new run from its weights with --pre_train experiment/{load}/model/model_latest.pt')
 
 
 def checksum(obj, h=None):

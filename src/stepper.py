@@ -1,13 +1,13 @@
 """The optimisation step.
 
-make_optimizer/make_scheduler build what --optimizer, --lr, --decay and
---gamma ask for. A Stepper owns one update of a network: autocast (--amp),
-the fp16 gradient scaler and its overflow back-off, gradient clipping
+make_optimizer/make_scheduler build what --optimizer, --lr, --decay, --gamma
+and --warmup ask for (the schedule: schedule.py). A Stepper owns one update
+of a network: autocast (--amp), the fp16 gradient scaler and its overflow
+back-off, gradient clipping
 (--gclip), the skip policy (--skip_threshold, --max_skips) and the EMA of the
 weights (--ema). The generator and the GAN discriminators each have one.
 """
 import contextlib
-import copy
 import math
 
 import torch
@@ -15,6 +15,7 @@ import torch.nn.utils as nn_utils
 
 from errors import SRLabError
 from distributed import World
+from schedule import Schedule
 
 AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -30,27 +31,9 @@ def make_optimizer(args, params, optimizer=None, betas=None):
     return torch.optim.RMSprop(params, eps=args.epsilon, **kwargs)
 
 
-class CosineLR(torch.optim.lr_scheduler.LRScheduler):
-    """--decay cosine: lr = lr0 (1 + cos(pi p)) / 2 at the run's progress p in
-    [0, 1] (advance(p) after every step; see Trainer.progress)."""
-
-    def __init__(self, optimizer):
-        self.progress = 0.0
-        super().__init__(optimizer)
-
-    def get_lr(self):
-        return [base * (1 + math.cos(math.pi * min(self.progress, 1.0))) / 2 for base in self.base_lrs]
-
-    def advance(self, progress):
-        self.progress = progress
-        self.step()
-
-
 def make_scheduler(args, optimizer):
-    """--decay: MultiStepLR at the given epochs (stepped at each epoch's end), or CosineLR."""
-    if args.decay == 'cosine':
-        return CosineLR(optimizer)
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.decay_epochs, gamma=args.gamma)
+    """The run's learning-rate schedule for `optimizer` (schedule.Schedule)."""
+    return Schedule.from_args(args, optimizer)
 
 
 def autocast(amp, device):
@@ -81,16 +64,68 @@ class TooManySkips(SRLabError):
     """--max_skips batches in a row were skipped."""
 
 
+class Kept:
+    """What an update changes in place: a model's parameters and buffers and
+    its optimizer's state. snapshot() copies them into buffers allocated once
+    (no deep copy, no allocation per step); undo() puts them back bit for bit,
+    removing optimizer state the update created."""
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.buffers = {}   # key -> tensor, reused by every snapshot
+        self.kept = None    # (keys copied, optimizer state keys per parameter, its other values)
+
+    def live(self):
+        """{key: tensor} of what an update changes in place."""
+        out = {('param', i): p for i, p in enumerate(self.model.parameters())}
+        out.update({('buffer', name): b for name, b in self.model.named_buffers()})
+        index = {id(p): i for i, p in enumerate(self.model.parameters())}
+        for p, st in self.optimizer.state.items():
+            out.update({('state', index[id(p)], k): v for k, v in st.items() if torch.is_tensor(v)})
+        return out
+
+    @torch.no_grad()
+    def snapshot(self):
+        live = self.live()
+        for k, t in live.items():
+            b = self.buffers.get(k)
+            if b is None or (b.shape, b.dtype, b.device) != (t.shape, t.dtype, t.device):
+                self.buffers[k] = torch.empty_like(t)
+        torch._foreach_copy_([self.buffers[k] for k in live], list(live.values()))
+        keys = {p: set(st) for p, st in self.optimizer.state.items()}
+        other = {(p, k): v for p, st in self.optimizer.state.items() for k, v in st.items() if not torch.is_tensor(v)}
+        self.kept = (list(live), keys, other)
+
+    @torch.no_grad()
+    def undo(self):
+        copied, keys, other = self.kept
+        for p in list(self.optimizer.state):
+            st = self.optimizer.state[p]
+            for k in [k for k in st if k not in keys.get(p, ())]:
+                del st[k]
+            if not st:
+                del self.optimizer.state[p]
+        live = self.live()
+        torch._foreach_copy_([live[k] for k in copied], [self.buffers[k] for k in copied])
+        for (p, k), v in other.items():
+            self.optimizer.state[p][k] = v
+        self.kept = None
+
+
 class Stepper:
     """One update of `model`'s parameters: step(loss) -> (taken, skip reason)."""
 
     def __init__(self, optimizer, model, scheduler=None, amp='off', device=torch.device('cpu'), world=World(),
-                 gclip=0, skip_threshold=None, max_skips=0, ema_decay=0):
-        """skip_threshold None: no skip policy, every step is taken (a GAN discriminator)."""
+                 gclip=0, skip_threshold=None, max_skips=0, ema_decay=0, average=False):
+        """skip_threshold None: no skip policy, every step is taken (a GAN discriminator), but for
+        fp16 overflows (its scaler's back-off). average: the gradients are averaged over the
+        torchrun ranks after backward (a model that DDP does not wrap, as a GAN discriminator)."""
         self.optimizer, self.scheduler, self.model = optimizer, scheduler, model
         self.amp, self.device, self.world = amp, device, world
         self.gclip, self.skip_threshold, self.max_skips = gclip, skip_threshold, max_skips
         self.scaler = torch.amp.GradScaler(device.type) if amp == 'fp16' else None
+        self.average = average and world.distributed
+        self.kept, self.kept_scale = Kept(model, optimizer), None
         self.ema_decay = ema_decay
         self.ema = EMA(model, ema_decay) if ema_decay > 0 else None
         self.skips_total = 0
@@ -126,13 +161,15 @@ class Stepper:
             self.model.load_state_dict(kept)
 
     def snapshot(self):
-        """A copy of what an update changes (weights, buffers, optimizer state); undo() restores it."""
-        return copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
+        """Keep what the next updates change (Kept, and the fp16 scaler's state); undo() puts it back.
+        (Not the EMA: the steppers that undo, a GAN discriminator's, have none.)"""
+        self.kept.snapshot()
+        self.kept_scale = self.scaler.state_dict() if self.scaler is not None else None
 
-    def undo(self, snapshot):
-        weights, optimizer = snapshot
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(optimizer)
+    def undo(self):
+        self.kept.undo()
+        if self.kept_scale is not None:
+            self.scaler.load_state_dict(self.kept_scale)
 
     def zero_grad(self):
         self.optimizer.zero_grad(set_to_none=True)
@@ -144,8 +181,10 @@ class Stepper:
         """Backward and update unless the batch is skipped. Returns (taken,
         reason): reason is None when taken and for an fp16 back-off step."""
         if self.skip_threshold is None:
-            loss.backward()
-            self._update()
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            if self.average:
+                self.world.mean_([p.grad for p in self.model.parameters() if p.grad is not None])
+            self._update()  # fp16: the scaler holds back a step whose gradients overflowed
             return True, None
         value = self.world.all_mean(loss.item(), self.device)  # every rank takes the same decision
         reason = self._judge(value)
@@ -203,15 +242,17 @@ class Stepper:
         if self.max_skips and self.skips_in_row >= self.max_skips:
             raise TooManySkips(f'{self.skips_in_row} batches in a row skipped (--max_skips {self.max_skips})')
 
-    def end_epoch(self):
-        """An epoch's end: an epoch schedule (--decay epochs) steps."""
-        if self.scheduler is not None and not isinstance(self.scheduler, CosineLR):
-            self.scheduler.step()
+    def advance(self, position):
+        """After an iteration, at `position` (schedule.Position): the lr of the next one."""
+        self.scheduler.follow(position)
 
-    def advance(self, progress):
-        """After a step, at the run's progress (0..1): a progress schedule (--decay cosine) follows it."""
-        if isinstance(self.scheduler, CosineLR):
-            self.scheduler.advance(progress)
+    def resume(self, position):
+        """The restored run goes on at `position`; a note for the log when its schedule had to adapt."""
+        return self.scheduler.resume(position)
+
+    def end_epoch(self):
+        """An epoch's end, for a stepper not advanced every iteration (a GAN discriminator's)."""
+        self.scheduler.end_epoch()
 
     def describe(self):
         """The epoch log's note on skips and fp16 back-offs ('' when none)."""

@@ -31,13 +31,15 @@ PRESETS = {
     'GAN': dict(model='EDSR', scale='4', loss='5*VGG54+0.15*GAN', lr=5e-5, patch_size=96,
                 epochs=200, decay='150'),
     # the 30-minute CPU speedrun: one EDSR (8 blocks, 64 maps) for x2, x3 and x4 from scratch on the
-    # 291 images, L1, Adam with a cosine schedule over a fixed 4,500 steps (6 epochs of 750), fp32 (on a
-    # CPU without bf16 kernels bf16 is slower), tested after every epoch on Set5, Set14 and B100
+    # 291 images, L1, Adam with a cosine schedule over a fixed 4,500 steps (6 epochs of 750), the precision
+    # that --amp auto measures fastest here (fp32 on a CPU without bf16 kernels, where bf16 is slower), tested
+    # after every epoch on Set5, Set14 and B100
     'speedrun': dict(model='EDSR', n_resblocks=8, n_feats=64, res_scale=1, scale='2+3+4', data_train='T91+BSD200',
                      data_test='Set5+Set14+B100', patch_size=64, batch_size=16, loss='1*L1', lr=5e-4,
-                     betas='0.9-0.99', decay='cosine', epochs=6, test_every=750, n_threads=0),
-    # ESRGAN's loss and schedule (400k iterations = 400 epochs of --test_every 1000)
-    'ESRGAN': dict(scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',
+                     betas='0.9-0.99', decay='cosine', epochs=6, test_every=750, n_threads=0, amp='auto', gray_hr='own'),
+    # ESRGAN's network (RRDBNet, 23 blocks), loss and schedule (400k iterations = 400 epochs of --test_every
+    # 1000), fine-tuning its PSNR-oriented stage (--template RRDBNet_PSNR) with --pre_train
+    'ESRGAN': dict(model='RRDBNet', scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',
                    patch_size=128, batch_size=16, epochs=400, decay='50-100-200-300', gamma=0.5),
 }
 

@@ -15,7 +15,8 @@ from errors import SRLabError
 from evaluator import Evaluator
 from interrupt import Signals
 from loss import LossState
-from state import RNG, Flags, Keyed, RunState, check_finite, holds_run
+from paths import holds_run
+from state import RNG, Flags, Keyed, RunState, check_finite
 from stepper import Stepper, TooManySkips, autocast
 
 
@@ -39,8 +40,8 @@ class Trainer:
         self.stepper = Stepper.from_args(args, my_model.get_model(), self.device, world)
         my_model.setup_speed(ddp=world.distributed)
         torch.backends.cudnn.benchmark = self.device.type == 'cuda'  # fixed training shapes
-        steps = len(self.loader_train)
-        self.clock = Clock(args.time_budget, args.epochs * steps if args.epochs < 1e8 else None, world, self.device)
+        n = len(self.loader_train)  # iterations per epoch
+        self.clock = Clock(args.time_budget, args.epochs * n if args.epochs < 1e8 else None, world, self.device, n)
         parts = [Flags(args, ckp.write_log, my_model.meta), Keyed('model', my_model), self.stepper,
                  LossState(my_loss), self.evaluator, self, self.clock, RNG()]
         self.run_state = RunState(ckp.dir, parts, ckp.write_log)
@@ -67,7 +68,8 @@ class Trainer:
                                'to train on')
             return
         where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
-        self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.stepper.lr():.2e}')
+        note = self.stepper.resume(self.clock.position(self.epoch * len(self.loader_train) + self.start_batch))
+        self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.stepper.lr():.2e}{note}')
 
     def save(self, is_best=False):
         """The end of an epoch: the exported files, then the run state (rank 0)."""
@@ -111,7 +113,6 @@ class Trainer:
         self.ckp.write_log('Scales drawn this epoch: ' + ', '.join(f'x{s}: {c}' for s, c in zip(self.scale, counts))
                            + self.stepper.describe())
         self.ckp.write_log(f'Training clock: {self.clock.describe()} so far')
-        self.stepper.end_epoch()
         self.epoch, self.start_batch, self.tested = epoch, 0, False
 
     def _epoch(self, epoch):
@@ -132,7 +133,7 @@ class Trainer:
                 accepted += self.step(lr, hr, idx_scale, names)
                 t_model += time.perf_counter() - t
                 self.clock.tick()
-                self.stepper.advance(self.clock.progress((epoch - 1) * len(loader) + batch + 1))
+                self.stepper.advance(self.clock.position((epoch - 1) * len(loader) + batch + 1))
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',
                                 lr=f'{self.stepper.lr():.1e}')
@@ -182,10 +183,9 @@ class Trainer:
         if self.world.main or shard:
             averaged = self.stepper.averaged() if self.stepper else contextlib.nullcontext()
             with averaged, autocast(self.args.amp, self.device):
-                if self.args.test_only:
-                    self.evaluator.run(self.model, self.epoch, shard)
-                else:
-                    self.evaluator.run(self.model, self.epoch, shard, self.signals.check, self.clock.seconds / 60)
+                minutes = None if self.args.test_only else self.clock.seconds / 60  # (no clock when only testing)
+                check = None if minutes is None else self.signals.check
+                self.evaluator.run(self.model, self.epoch, shard, check, minutes)
         self.tested = True
         if not self.args.test_only:
             self.save(is_best=self.evaluator.is_best(self.epoch))

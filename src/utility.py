@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import atomic
-import state
 from data.common import tensor2np
 from distributed import World
 from errors import SRLabError, UsageError, error_text
-from paths import EXPERIMENTS
+from paths import EXPERIMENTS, holds_run
 
 
 # ---- background image writer ---------------------------------------------
@@ -141,7 +140,7 @@ class RunLock:
 
 def writes_outputs(args):
     """A test of images without ground truth (Demo) or of a video writes its outputs, whatever --save_results."""
-    return any(d.lower() in ('demo', 'video') for d in args.data_test)
+    return any(d in ('Demo', 'video') for d in args.data_test)  # (canonical names: data.canonical)
 
 
 class checkpoint:
@@ -164,7 +163,7 @@ class checkpoint:
         self.created = self.main and not os.path.exists(self.dir)  # by this process: discard() may remove it
         if args.load and not os.path.isdir(self.dir):
             raise UsageError(f'--load: no run named {args.load!r} in {root}')
-        if self.main and not (args.load or args.reset or args.test_only) and state.holds_run(self.dir):
+        if self.main and not (args.load or args.reset or args.test_only) and holds_run(self.dir):
             raise UsageError(f'--save: experiment/{name} already holds a run; continue it with '
                              f'--load {name} --resume -1, delete it with --reset, or pick another --save')
         if self.main and (not args.test_only or args.save_results or args.reset or writes_outputs(args)):

@@ -116,12 +116,17 @@ def test_refusal_through_main(tmp_path, exp_name, exp_dir, capsys):
     assert (d / 'model' / 'model_latest.pt').exists()
 
 
+def stub_loaders(*names):
+    """Stand-ins for the test loaders of sets `names` (the Evaluator's columns)."""
+    return [types.SimpleNamespace(dataset=types.SimpleNamespace(name=n)) for n in names]
+
+
 def test_results_json_and_psnr_plots(tmp_path):
     from evaluator import Evaluator
     from state import Keyed, RunState
     args = train_args('--data_test', 'Demo').replace(data_test=['SetA', 'SetB'])
     ckp = utility.checkpoint(args, root=tmp_path)
-    ev = Evaluator(args, [], ckp)
+    ev = Evaluator(args, stub_loaders('SetA', 'SetB'), ckp)
     results = {'SetA': {'2': {'psnr': 30.5, 'ssim': 0.9, 'seconds_per_image': 0.1}}}
     ev.add('SetA', 2, results['SetA']['2'])
     ev.write_results()
@@ -146,7 +151,7 @@ def test_results_json_and_psnr_plots(tmp_path):
     assert calls[0][:2] == ('model', (str(d / 'model'), 2)) and calls[0][2]['is_best'] is True
     assert 'state' in calls
     # a resumed session may test other sets: the log keeps a column per set of this session
-    ev = Evaluator(args.replace(data_test=['SetC', 'SetB']), [], ckp)
+    ev = Evaluator(args.replace(data_test=['SetC', 'SetB']), stub_loaders('SetC', 'SetB'), ckp)
     ev.load_state_dict(torch.load(d / 'state.pt', weights_only=True))
     assert ev.log.shape == (2, 2, 2) and ev.log[:, 0].isnan().all() and torch.equal(ev.log[:, 1], log[:, 1])
 

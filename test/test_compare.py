@@ -12,6 +12,7 @@ import torch
 from conftest import SRC
 
 import compare  # noqa: E402
+import figures  # noqa: E402
 import metrics  # noqa: E402
 import option  # noqa: E402
 from data.imresize import imresize  # noqa: E402
@@ -68,7 +69,7 @@ def test_cli_given_box_panels_hold_the_exact_pixels(images):
     assert r.returncode == 0, r.stderr
     assert 'box: 10,20,15,12' in r.stdout and 'Noisy: PSNR' in r.stdout
     png = iio.imread(images.dir / 'fig.png')
-    geo = compare.compose(images.hr, [('HR', images.hr, ''), ('Bicubic (from LR)', images.hr, ''),
+    geo = figures.compose(images.hr, [('HR', images.hr, ''), ('Bicubic (from LR)', images.hr, ''),
                                       ('Noisy', images.noisy, ''), ('Blur', images.blur, '')],
                           (10, 20, 15, 12), 12)[1]
     assert png.shape[:2] == (geo['size'][1], geo['size'][0])
@@ -76,8 +77,8 @@ def test_cli_given_box_panels_hold_the_exact_pixels(images):
     box = (10, 20, 15, 12)
     enl = np.repeat(np.repeat(crop(images.hr, box), 12, 0), 12, 1)
     assert np.array_equal(panel(png, rects['HR']), enl)
-    assert np.array_equal(panel(png, rects['Noisy']), compare.enlarge(crop(images.noisy, box), 12))
-    assert np.array_equal(panel(png, rects['Blur']), compare.enlarge(crop(images.blur, box), 12))
+    assert np.array_equal(panel(png, rects['Noisy']), figures.enlarge(crop(images.noisy, box), 12))
+    assert np.array_equal(panel(png, rects['Blur']), figures.enlarge(crop(images.blur, box), 12))
     assert (images.dir / 'fig.pdf').stat().st_size > 1000
 
 
@@ -89,11 +90,11 @@ def test_auto_box_finds_the_planted_difference(images):
     assert (w, h) == (12, 12)   # 1/5 of 60
     assert x < px + pw and px < x + w and y < py + ph and py < y + h, (x, y)
     # the API: same box, the geometry matches the PNG
-    geo = compare.make_figure(images.hr, imresize(imresize(images.hr, 0.5), 2.0),
+    geo = figures.make_figure(images.hr, imresize(imresize(images.hr, 0.5), 2.0),
                               [('Noisy', images.noisy), ('Blur', images.blur)], 2, str(images.dir / 'api'))
     png = iio.imread(images.dir / 'api.png')
     assert png.shape[:2] == geo['size'][::-1]
-    assert np.array_equal(panel(png, dict(geo['panels'])['HR']), compare.enlarge(crop(images.hr, geo['box']),
+    assert np.array_equal(panel(png, dict(geo['panels'])['HR']), figures.enlarge(crop(images.hr, geo['box']),
                                                                                   geo['zoom']))
 
 
@@ -136,15 +137,15 @@ def test_figure_writer(images, tmp_path, model, titles):
     ckp = SimpleNamespace(get_path=lambda *p: str(tmp_path.joinpath('exp', *p)))
     to_t = lambda a: torch.from_numpy(a.transpose(2, 0, 1).copy()).float()[None]   # noqa: E731
     hr = np.pad(images.hr, ((0, 1), (0, 1), (0, 0)), mode='edge')   # larger than SR by the mod-crop
-    geo = compare.FigureWriter(args, ckp).add('Set5', 2, 'baby', to_t(imresize(images.hr, 0.5)),
+    geo = figures.FigureWriter(args, ckp).add('Set5', 2, 'baby', to_t(imresize(images.hr, 0.5)),
                                               to_t(images.blur), to_t(hr))
     png_path = tmp_path / 'exp' / 'figures-Set5' / 'baby_x2.png'
     assert png_path.is_file() and png_path.with_suffix('.pdf').stat().st_size > 0
     png = iio.imread(png_path)
     rects = dict(geo['panels'])
     assert set(rects) == titles and len(geo['panels']) == len(titles)
-    assert np.array_equal(panel(png, rects['HR']), compare.enlarge(crop(images.hr, geo['box']), geo['zoom']))
-    assert np.array_equal(panel(png, rects[model]), compare.enlarge(crop(images.blur, geo['box']), geo['zoom']))
+    assert np.array_equal(panel(png, rects['HR']), figures.enlarge(crop(images.hr, geo['box']), geo['zoom']))
+    assert np.array_equal(panel(png, rects[model]), figures.enlarge(crop(images.blur, geo['box']), geo['zoom']))
     data = json.loads(png_path.with_suffix('.json').read_text())
     assert data['hr'] == 'Set5/baby' and data['box'] == list(geo['box']) and data['auto_box'] is True
     assert {p['name'] for p in data['panels']} == titles - {'HR (full image)', 'HR'}
@@ -155,8 +156,8 @@ def test_main_save_figures_writes_one_figure_per_test_image(exp_name, exp_dir, m
     if not (SHARED / 'benchmark' / 'Set5' / 'HR').is_dir():
         pytest.skip(f'no shared data at {SHARED}')
     made = []
-    add = compare.FigureWriter.add
-    monkeypatch.setattr(compare.FigureWriter, 'add', lambda self, *a: made.append((a[2], add(self, *a))))
+    add = figures.FigureWriter.add
+    monkeypatch.setattr(figures.FigureWriter, 'add', lambda self, *a: made.append((a[2], add(self, *a))))
     name = exp_name('fig')
     code, _, _ = run_main(['--model', 'Bicubic', '--scale', '2', '--data_test', 'Set5', '--dir_data', SHARED,
                            '--test_only', '--save_results', '--save_figures', '--save', name, '--cpu',
@@ -170,13 +171,13 @@ def test_main_save_figures_writes_one_figure_per_test_image(exp_name, exp_dir, m
     hr = iio.imread(SHARED / 'benchmark' / 'Set5' / 'HR' / f'{img_name}.png')
     png = iio.imread(folder / f'{img_name}_x2.png')
     assert png.shape[:2] == geo['size'][::-1]
-    assert np.array_equal(panel(png, dict(geo['panels'])['HR']), compare.enlarge(crop(hr, geo['box']), geo['zoom']))
+    assert np.array_equal(panel(png, dict(geo['panels'])['HR']), figures.enlarge(crop(hr, geo['box']), geo['zoom']))
 
 
 # ---- one Bicubic panel, crop metrics, the JSON sidecar, the automatic box ------------------------
 def made_bicubic(images):
     """The Bicubic compare.py makes with --lr (read back from the PNG, as the CLI does)."""
-    return compare.hwc(imresize(iio.imread(images.paths['lr']), 2))[:60, :60]
+    return figures.hwc(imresize(iio.imread(images.paths['lr']), 2))[:60, :60]
 
 
 @pytest.mark.parametrize('name, same, titles', [
@@ -194,11 +195,11 @@ def test_one_bicubic_panel_when_the_user_passes_one(images, name, same, titles):
     data = json.loads((images.dir / 'fig.json').read_text())
     assert [p['name'] for p in data['panels']] == titles
     imgs = {'Bicubic (from LR)': ours, 'Noisy': images.noisy, 'Blur': images.blur, name: user}
-    geo = compare.compose(images.hr, [('HR', images.hr, '')] + [(t, imgs[t], '') for t in titles],
+    geo = figures.compose(images.hr, [('HR', images.hr, '')] + [(t, imgs[t], '') for t in titles],
                           (10, 20, 15, 12), 4)[1]
     png = iio.imread(images.dir / 'fig.png')
     assert png.shape[:2] == geo['size'][::-1]      # as many panels as titles, no more
-    assert np.array_equal(panel(png, dict(geo['panels'])[name]), compare.enlarge(crop(user, (10, 20, 15, 12)), 4))
+    assert np.array_equal(panel(png, dict(geo['panels'])[name]), figures.enlarge(crop(user, (10, 20, 15, 12)), 4))
 
 
 def test_no_box_text_in_the_figure_the_json_sidecar_holds_it(images):
@@ -211,7 +212,7 @@ def test_no_box_text_in_the_figure_the_json_sidecar_holds_it(images):
     assert [p['name'] for p in data['panels']] == ['Bicubic (from LR)', 'Noisy', 'Blur']
     assert all(set(p) == {'name', 'psnr', 'ssim', 'psnr_image', 'ssim_image'} for p in data['panels'])
     # what the figure draws: one text per panel, none of them the box
-    geo = compare.make_figure(images.hr, made_bicubic(images), [('Noisy', images.noisy), ('Perfect', images.hr)],
+    geo = figures.make_figure(images.hr, made_bicubic(images), [('Noisy', images.noisy), ('Perfect', images.hr)],
                               2, str(images.dir / 'api'), box=(10, 20, 15, 12))
     assert len(geo['texts']) == len(geo['panels']) == 5
     assert geo['texts'][0] == 'HR (full image)'
@@ -228,7 +229,7 @@ def test_no_box_text_in_the_figure_the_json_sidecar_holds_it(images):
 ])
 def test_captions_are_the_crops_psnr_ssim(images, box, scored):
     bic = made_bicubic(images)
-    geo = compare.make_figure(images.hr, bic, [('Noisy', images.noisy), ('Blur', images.blur)], 2,
+    geo = figures.make_figure(images.hr, bic, [('Noisy', images.noisy), ('Blur', images.blur)], 2,
                               str(images.dir / 'c'), box=box)
     data = json.loads((images.dir / 'c.json').read_text())
     assert data['crop_scored'] == list(scored) and geo['captions'][1] == 'PSNR / SSIM of the crop'
@@ -244,7 +245,7 @@ def test_captions_are_the_crops_psnr_ssim(images, box, scored):
         assert text == f'{p["name"]}\n{caption}'
         whole = metrics.calc_metrics(img, images.hr, 2)
         assert (p['psnr_image'], p['ssim_image']) == pytest.approx(whole, abs=1e-12)
-        assert caption != compare.score_text(*whole)
+        assert caption != figures.score_text(*whole)
     if box == (10, 20, 15, 12):      # away from the planted error: the crop scores Noisy far above its image
         assert data['panels'][1]['psnr'] > data['panels'][1]['psnr_image'] + 5
 
@@ -265,18 +266,27 @@ def flat_corner_scene(rng, size=80, flat=40):
 
 def test_auto_box_avoids_a_flat_region_even_where_a_noisy_method_is_worst(tmp_path):
     hr, noisy, blur = flat_corner_scene(np.random.default_rng(1))
-    bic = compare.hwc(imresize(compare.hwc(imresize(hr, 0.5)), output_shape=hr.shape[:2]))
+    bic = figures.hwc(imresize(figures.hwc(imresize(hr, 0.5)), output_shape=hr.shape[:2]))
     err = lambda img: np.abs(img.astype(float) - hr)[:40, :40].mean()   # noqa: E731
     assert err(noisy) > 10 * max(err(blur), err(bic), 1)               # the largest spread is on the flat corner
-    geo = compare.make_figure(hr, bic, [('Noisy', noisy), ('Blur', blur)], 2, str(tmp_path / 'auto'))
+    geo = figures.make_figure(hr, bic, [('Noisy', noisy), ('Blur', blur)], 2, str(tmp_path / 'auto'))
     x, y, w, h = geo['box']
     assert (w, h) == (16, 16)
     assert x >= 40 or y >= 40, geo['box']                               # no pixel of the flat corner
-    assert compare.luma(crop(hr, geo['box'])).std() > compare.FLAT_STD
+    assert figures.luma(crop(hr, geo['box'])).std() > figures.FLAT_STD
     assert json.loads((tmp_path / 'auto.json').read_text())['auto_box'] is True
     # an image with no texture at all still gets a box, where the error is largest
     flat = np.zeros((40, 40, 3), np.uint8)
     wrong = flat.copy()
     wrong[25:30, 20:25] = 200
-    x, y, w, h = compare.auto_box(flat, [wrong], shave=2)
+    x, y, w, h = figures.auto_box(flat, [wrong], shave=2)
     assert (w, h) == (11, 11) and x <= 20 and x + w >= 25 and y <= 25 and y + h >= 30
+
+
+def test_out_makes_its_folder(images):
+    """--out in a folder that does not exist yet: the folder is made (in-process: compare.main)."""
+    p = images.paths
+    stem = images.dir / 'new' / 'deeper' / 'fig'
+    assert compare.main(['--hr', str(p['hr']), '--lr', str(p['lr']), '--scale', '2', '--sr', f'Noisy={p["noisy"]}',
+                         '--box', '8,8,16,16', '--out', str(stem)]) == 0
+    assert all((stem.parent / f'fig.{ext}').is_file() for ext in ('png', 'pdf', 'json'))

@@ -476,3 +476,18 @@ def test_augment_scales_bad_values_are_one_line(tmp_path):
     for bad in ('1+1.2', '0', 'x', '1+1'):
         with pytest.raises(SystemExit):
             classic_args(tmp_path, '--augment_scales', bad)
+
+
+def test_a_set_smaller_than_the_patch_names_the_patch_that_fits(tmp_path, t91):
+    """T91 here is t1 (60x52), t2 (54x70), t3 (49x60): at --patch_size 200 none fits, in one line naming
+    the largest --patch_size that would (x2: 27 LR pixels of t2, so 54; x4: 13, so 52), and no warning per image."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with pytest.raises(common.DataError) as e:
+            make_dataset(classic_args(tmp_path, patch='200'), 'T91', train=True)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and 'no usable images' in msg and 'all 3 are smaller' in msg
+    assert msg.endswith('--patch_size 52 or smaller would fit'), msg
+    assert not [w for w in caught if 'smaller than the patch' in str(w.message)]
+    make_dataset(classic_args(tmp_path, patch='52'), 'T91', train=True)  # and it does

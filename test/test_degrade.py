@@ -166,8 +166,8 @@ def test_shipped_lr_folder_is_used_as_it_is(tmp_path, degradation, capsys):
                                  degradation, '--dir_data', tmp_path / 'data', '--dir_cache', tmp_path / 'cache',
                                  '--test_only', '--save_results', '--cpu', '--n_threads', '0', '--save', save], capsys)
         assert code == 0, err
-        import evaluate
-        res = evaluate.evaluate(REPO / 'experiment' / save / 'results-Set', root, 3)
+        import scoring
+        res = scoring.evaluate(REPO / 'experiment' / save / 'results-Set', root, 3)
         ran = json.loads((REPO / 'experiment' / save / 'results.json').read_text())['Set']['3']
         assert res['mean']['psnr'] == pytest.approx(ran['psnr'], abs=1e-6)
     finally:

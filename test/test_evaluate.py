@@ -10,6 +10,8 @@ SRC = Path(__file__).resolve().parents[1] / 'src'
 sys.path.insert(0, str(SRC))
 
 import evaluate  # noqa: E402
+import scoring  # noqa: E402
+import tables  # noqa: E402
 import metrics  # noqa: E402
 
 import imageio.v3 as iio  # noqa: E402
@@ -79,22 +81,22 @@ def test_pairs_and_metrics(folders, tmp_path, capsys):
 
 def test_shave_option(folders, capsys):
     sr_dir, hr_dir, hr, sr = folders
-    res = evaluate.evaluate(sr_dir, hr_dir, 2, shave=5)
+    res = scoring.evaluate(sr_dir, hr_dir, 2, shave=5)
     p, s = metrics.calc_metrics(sr['bird'], hr['bird'], 5)
     assert res['images']['bird'] == {'psnr': p, 'ssim': s}
-    assert evaluate.evaluate(sr_dir, hr_dir, 2)['images']['bird']['psnr'] == metrics.psnr(sr['bird'], hr['bird'], 2)
+    assert scoring.evaluate(sr_dir, hr_dir, 2)['images']['bird']['psnr'] == metrics.psnr(sr['bird'], hr['bird'], 2)
 
 
 def test_match_stem_rule():
     hr = {'baby', 'bird', 'a_SR'}
-    assert evaluate.match_stem('baby', hr, 2) == 'baby'
-    assert evaluate.match_stem('baby_x2_SR', hr, 2) == 'baby'
-    assert evaluate.match_stem('baby_SR', hr, 2) == 'baby'
-    assert evaluate.match_stem('babyx2', hr, 2) == 'baby'
-    assert evaluate.match_stem('baby_x2', hr, 2) == 'baby'
-    assert evaluate.match_stem('a_SR', hr, 2) == 'a_SR'  # exact stem first
-    assert evaluate.match_stem('baby_x3_SR', hr, 2) is None  # other scale
-    assert evaluate.match_stem('bab', hr, 2) is None
+    assert scoring.match_stem('baby', hr, 2) == 'baby'
+    assert scoring.match_stem('baby_x2_SR', hr, 2) == 'baby'
+    assert scoring.match_stem('baby_SR', hr, 2) == 'baby'
+    assert scoring.match_stem('babyx2', hr, 2) == 'baby'
+    assert scoring.match_stem('baby_x2', hr, 2) == 'baby'
+    assert scoring.match_stem('a_SR', hr, 2) == 'a_SR'  # exact stem first
+    assert scoring.match_stem('baby_x3_SR', hr, 2) is None  # other scale
+    assert scoring.match_stem('bab', hr, 2) is None
 
 
 def test_missing_pair_is_one_line_error(folders, capsys):
@@ -164,7 +166,7 @@ def test_grayscale_hr_scores_as_the_test_pipeline(tmp_path):
     gray = rand_img(5, (24, 24))
     iio.imwrite(hr_dir / 'bridge.png', gray)
     iio.imwrite(sr_dir / 'bridge_x2_SR.png', noisy(np.repeat(gray[:, :, None], 3, axis=2), 6))
-    got = evaluate.evaluate(sr_dir, hr_dir, 2)['mean']
+    got = scoring.evaluate(sr_dir, hr_dir, 2)['mean']
     sr, hr = (common.np2tensor(common.read_image(str(p), 3), 255)[None]
               for p in (sr_dir / 'bridge_x2_SR.png', hr_dir / 'bridge.png'))
     want = evaluator.score(sr, hr, 2, 255)
@@ -176,16 +178,16 @@ def test_read_image_modes(tmp_path):
 
     rgb = rand_img(1, (6, 7, 3))
     Image.fromarray(rgb).convert('P').save(tmp_path / 'p.png')
-    pal = evaluate.read_image(tmp_path / 'p.png')
+    pal = scoring.read_image(tmp_path / 'p.png')
     assert pal.shape == (6, 7, 3)
     np.testing.assert_array_equal(pal, np.asarray(Image.open(tmp_path / 'p.png').convert('RGB')))
     Image.fromarray(np.dstack([rgb, rgb[:, :, :1]])).save(tmp_path / 'rgba.png')
-    np.testing.assert_array_equal(evaluate.read_image(tmp_path / 'rgba.png'), rgb)
+    np.testing.assert_array_equal(scoring.read_image(tmp_path / 'rgba.png'), rgb)
     Image.fromarray(rgb[:, :, 0]).convert('LA').save(tmp_path / 'la.png')
-    np.testing.assert_array_equal(evaluate.read_image(tmp_path / 'la.png'), rgb[:, :, 0])
+    np.testing.assert_array_equal(scoring.read_image(tmp_path / 'la.png'), rgb[:, :, 0])
     g16 = np.array([[0, 128, 129, 257], [385, 386, 65535, 65407]], np.uint16)
     iio.imwrite(tmp_path / 'g16.png', g16)
-    np.testing.assert_array_equal(evaluate.read_image(tmp_path / 'g16.png'),
+    np.testing.assert_array_equal(scoring.read_image(tmp_path / 'g16.png'),
                                   [[0, 0, 1, 1], [1, 2, 255, 255]])
 
 
@@ -201,14 +203,14 @@ def test_reads_images_as_the_data_pipeline(tmp_path, capsys):
     sr = np.random.default_rng(3).random((20, 22)).astype(np.float32)  # 0..1
     Image.fromarray(sr).save(d_sr / 'g_x2_SR.tif')
     (d_sr / 'notes.txt').write_text('not an image')
-    got = evaluate.read_image(d_sr / 'g_x2_SR.tif')
+    got = scoring.read_image(d_sr / 'g_x2_SR.tif')
     np.testing.assert_array_equal(got, common.read_image(str(d_sr / 'g_x2_SR.tif'), 1)[:, :, 0])
     np.testing.assert_array_equal(got, np.floor(sr.astype(np.float64) * 255 + 0.5))
     code, out, err = run_main(['--sr', d_sr, '--hr', d_hr, '--scale', 2], capsys)
     assert code == 0, err
     assert err.strip() == 'evaluate.py: warning: skipping non-image file %s' % (d_sr / 'notes.txt')
     with pytest.warns(UserWarning, match='notes.txt'):
-        res = evaluate.evaluate(d_sr, d_hr, 2)
+        res = scoring.evaluate(d_sr, d_hr, 2)
     assert res['images']['g']['psnr'] == metrics.psnr(got, hr, 2)
 
 
@@ -263,14 +265,14 @@ def method_args(dirs):
 
 def test_match_stem_method_conventions():
     hr = {'baby', 'img_001'}
-    assert evaluate.match_stem('baby_RCAN_x2', hr, 2) == 'baby'
-    assert evaluate.match_stem('img_001_RDN_x2', hr, 2) == 'img_001'
-    assert evaluate.match_stem('baby_RealESRGAN', hr, 2) == 'baby'
-    assert evaluate.match_stem('img_001_GT', hr, 2) == 'img_001'
-    assert evaluate.match_stem('baby_x3', hr, 2) is None  # x<n> is a scale, not a method
-    assert evaluate.match_stem('baby_RCAN_x3', hr, 2) is None
-    assert evaluate.match_stem('baby_a_b', hr, 2) is None  # one token only
-    assert evaluate.match_stem('img', hr, 2) is None
+    assert scoring.match_stem('baby_RCAN_x2', hr, 2) == 'baby'
+    assert scoring.match_stem('img_001_RDN_x2', hr, 2) == 'img_001'
+    assert scoring.match_stem('baby_RealESRGAN', hr, 2) == 'baby'
+    assert scoring.match_stem('img_001_GT', hr, 2) == 'img_001'
+    assert scoring.match_stem('baby_x3', hr, 2) is None  # x<n> is a scale, not a method
+    assert scoring.match_stem('baby_RCAN_x3', hr, 2) is None
+    assert scoring.match_stem('baby_a_b', hr, 2) is None  # one token only
+    assert scoring.match_stem('img', hr, 2) is None
 
 
 def test_methods_ranks_tables_json(methods, tmp_path, capsys):
@@ -306,7 +308,7 @@ def test_methods_match_test_only_metrics(methods):
     import evaluator
     from data import common
     hr_set, dirs = methods
-    res = evaluate.evaluate_methods(list(dirs.items()), hr_set, 2)['methods']
+    res = scoring.evaluate_methods(list(dirs.items()), hr_set, 2)['methods']
     for name, d in dirs.items():
         scores = []
         for hr_path in sorted((hr_set / 'HR').glob('*.png')):
@@ -518,7 +520,7 @@ def test_run_folder_with_mixed_scales(bench, tmp_path, capsys):
     root, specs, sr = bench
     run = specs['EDSR']
     for s in SCALES:
-        res = evaluate.evaluate(Path(run) / 'results-Set14', root / 'Set14', s)
+        res = scoring.evaluate(Path(run) / 'results-Set14', root / 'Set14', s)
         images, mean = expected(root, sr, 'EDSR', 'Set14', s)
         assert res['mean']['psnr'] == pytest.approx(mean[0], abs=1e-9)
     out_json = tmp_path / 'one.json'  # one set by --hr (no --sets), one scale: the single-set interface
@@ -553,22 +555,22 @@ def test_lookup_rule(tmp_path):
     for d in ('p/Set5/x2', 'run/results-Set5', 'run/Set5', 'per_set/Set5/X3', 'flat'):
         (tmp_path / d).mkdir(parents=True)
     t = str(tmp_path)
-    assert evaluate.sr_folder(t + '/p/{set}/x{scale}', 'Set5', 2, False) == tmp_path / 'p/Set5/x2'
-    assert evaluate.sr_folder(t + '/p/{set}', 'Set5', 2, False) == tmp_path / 'p/Set5/x2'
-    assert evaluate.sr_folder(t + '/run', 'Set5', 2, False) == tmp_path / 'run/results-Set5'  # first
-    assert evaluate.sr_folder(t + '/per_set', 'Set5', 3, False) == tmp_path / 'per_set/Set5/X3'
-    assert evaluate.sr_folder(t + '/per_set', 'Set5', 2, False) == tmp_path / 'per_set/Set5'
-    assert evaluate.sr_folder(t + '/flat', 'Set5', 2, True) == tmp_path / 'flat'  # one set: SPEC itself
-    with pytest.raises(evaluate.EvalError, match='results-Set5 or .*flat/Set5'):
-        evaluate.sr_folder(t + '/flat', 'Set5', 2, False)
+    assert scoring.sr_folder(t + '/p/{set}/x{scale}', 'Set5', 2, False) == tmp_path / 'p/Set5/x2'
+    assert scoring.sr_folder(t + '/p/{set}', 'Set5', 2, False) == tmp_path / 'p/Set5/x2'
+    assert scoring.sr_folder(t + '/run', 'Set5', 2, False) == tmp_path / 'run/results-Set5'  # first
+    assert scoring.sr_folder(t + '/per_set', 'Set5', 3, False) == tmp_path / 'per_set/Set5/X3'
+    assert scoring.sr_folder(t + '/per_set', 'Set5', 2, False) == tmp_path / 'per_set/Set5'
+    assert scoring.sr_folder(t + '/flat', 'Set5', 2, True) == tmp_path / 'flat'  # one set: SPEC itself
+    with pytest.raises(scoring.EvalError, match='results-Set5 or .*flat/Set5'):
+        scoring.sr_folder(t + '/flat', 'Set5', 2, False)
 
 
 def test_other_scales_are_skipped_not_matched():
     hr = {'baby', 'ppt3'}
     for stem in ('baby_x3_SR', 'babyx3', 'baby_x3', 'baby_RCAN_x3', 'ppt3_x4_SR'):
-        assert evaluate.other_scale(stem, hr, 2), stem
+        assert scoring.other_scale(stem, hr, 2), stem
     for stem in ('baby_x2_SR', 'zebra_x3_SR', 'baby_a_b', 'ppt3'):
-        assert not evaluate.other_scale(stem, hr, 2), stem
+        assert not scoring.other_scale(stem, hr, 2), stem
 
 
 def one_error_line(err, *needles):
@@ -644,7 +646,7 @@ def test_tables_function_marks_order_and_missing():
                         'C': {'mean': {'psnr': None, 'ssim': 0.8}}}},  # None: identical (inf)
            'B100': {'2': {'A': {'mean': {'psnr': 29.0, 'ssim': 0.85}},
                           'B': {'mean': {'psnr': 29.001, 'ssim': 0.86}}}}}  # a tie at 2 decimals
-    md, tex = evaluate.tables(res, methods_order=['B'])
+    md, tex = tables.tables(res, methods_order=['B'])
     rows = md.splitlines()
     assert rows[0] == '| Method | Scale | Set5 PSNR / SSIM | B100 PSNR / SSIM |'
     assert rows[2:] == ['| B | x2 | **31.00** / **0.9100** | **29.00** / **0.8600** |',
@@ -657,23 +659,23 @@ def test_tables_function_marks_order_and_missing():
     assert 'B & $\\times$4 & \\underline{26.00} & \\underline{0.7500} & - & - \\\\' in tex
     assert 'C & $\\times$4 & \\textbf{$\\infty$} & \\textbf{0.8000} & - & - \\\\' in tex
     assert tex.count('\\underline') == 2
-    assert evaluate.tables(res, per_image=True) == evaluate.tables(res)  # no per-image values given
+    assert tables.tables(res, per_image=True) == tables.tables(res)  # no per-image values given
     with pytest.raises(ValueError, match='unknown method'):
-        evaluate.tables(res, methods_order=['D'])
+        tables.tables(res, methods_order=['D'])
 
 
 def test_tables_from_run_results_and_json(bench, tmp_path, capsys):
     run_json = {'Set5': {'2': {'psnr': 33.0, 'ssim': 0.92, 'bicubic_psnr': 30.0, 'bicubic_ssim': 0.88,
                                'seconds_per_image': 0.1}},
                 'Demo': {'2': {'seconds_per_image': 0.1}}}  # saved only, no HR: left out
-    res = evaluate.from_run_results(run_json, 'EDSR')
+    res = tables.from_run_results(run_json, 'EDSR')
     assert res == {'Set5': {'2': {'Bicubic': {'mean': {'psnr': 30.0, 'ssim': 0.88}},
                                   'EDSR': {'mean': {'psnr': 33.0, 'ssim': 0.92}}}}}
-    md, _ = evaluate.tables(res)
+    md, _ = tables.tables(res)
     assert md.splitlines()[2:] == ['| Bicubic | x2 | 30.00 / 0.8800 |', '| EDSR | x2 | **33.00** / **0.9200** |']
     root, specs, _ = bench  # the JSON's 'sets' is tables() input: same tables as the command wrote
     out_json, out_tex = tmp_path / 'g.json', tmp_path / 'g.tex'
     code, out, err = run_main(bench_args(root, specs, scales='2') + ['--per_image', '--json', out_json,
                                                                      '--latex', out_tex], capsys)
     assert code == 0, err
-    assert evaluate.tables(json.loads(out_json.read_text())['sets'], per_image=True) == (out, out_tex.read_text())
+    assert tables.tables(json.loads(out_json.read_text())['sets'], per_image=True) == (out, out_tex.read_text())

@@ -34,6 +34,7 @@ import errors  # noqa: E402
 import utility  # noqa: E402
 import zygote  # noqa: E402
 from faultpoints import fail_nth_write  # noqa: E402
+from dataloader import WORKER_DIED  # noqa: E402
 
 BATCH = 4
 STEPS = 6       # --test_every: batches per epoch
@@ -577,7 +578,8 @@ def test_resume_refuses_another_run_and_logs_allowed_changes(cache, names, refer
     state = (EXP / name / 'state.pt').read_bytes()
     rc, out, err = run(resume_argv(cache, name, '--scale', '2+3', '--n_feats', '16'))
     lines = error_lines(err)
-    assert rc == 1 and len(lines) == 1, err
+    assert rc == 2 and len(lines) == 1, err  # a command-line mistake, refused from state.pt's flags
+    assert 'Data ready' not in out and 'Making model' not in out, out  # before any data are read
     assert '--n_feats 8 -> 16' in lines[0] and '--scale 2+3+4 -> 2+3' in lines[0] and '--pre_train' in lines[0]
     assert (EXP / name / 'state.pt').read_bytes() == state
     rc, out, err = run(resume_argv(cache, name, '--epochs', str(EPOCHS + 1), '--print_every', '2'))
@@ -624,12 +626,83 @@ def test_killed_loader_worker_stops_with_one_line_and_a_state_that_resumes(cache
     rc, out, err = launch.finish()
     lines = error_lines(err)
     assert rc == 1 and len(lines) == 1 and 'Traceback' not in err, err
-    # torch reports the death one of two ways, depending on whether its SIGCHLD handler or its queue sees it first
-    assert 'data loader worker process died' in lines[0], lines[0]
-    assert 'killed by signal' in lines[0] or 'exited unexpectedly' in lines[0], lines[0]
+    # torch reports the death several ways (its SIGCHLD handler, its queue, the queue's pipe): one line for all
+    assert WORKER_DIED in lines[0], lines[0]
     SURVIVED['SIGKILL']['loader workers'] += 1
     st = torch.load(EXP / name / 'state.pt', weights_only=True)
     assert st['epoch'] == 0 and st['start_batch'] >= 3
     rc, out, err = run(resume_argv(cache, name, '--n_threads', '2', '--test_every', '40', '--epochs', '1'), fresh=True)
     assert rc == 0, err[-3000:]
     assert f'continuing at epoch 1, batch {st["start_batch"]}' in out
+
+
+# every way torch reports a dead loader worker, injected: from the loader's queue (its own RuntimeError, or the
+# pipe of a worker killed while sending a batch), and torch's SIGCHLD handler raising in the middle of a step
+QUEUE_SURFACES = {
+    'sigchld': RuntimeError('DataLoader worker (pid 4242) is killed by signal: Killed. '),
+    'exited': RuntimeError('DataLoader worker (pid(s) 4242) exited unexpectedly'),
+    'reset': ConnectionResetError(104, 'Connection reset by peer'),
+    'eof': EOFError(),
+    'pipe': BrokenPipeError(32, 'Broken pipe'),
+}
+
+
+@pytest.mark.parametrize('surface', sorted(QUEUE_SURFACES))
+def test_each_way_a_dead_worker_surfaces_from_the_queue_gives_one_line(surface):
+    """The loader's iterator translates each report into the same WorkerDied, only for a loader with workers."""
+    import dataloader
+    from torch.utils.data import DataLoader
+
+    class Failing(DataLoader):
+        def __iter__(self):
+            yield 'batch'
+            raise QUEUE_SURFACES[surface]
+
+    class Loader(dataloader.MSDataLoader, Failing):
+        pass
+    for workers in (2, 0):
+        loader = Loader.__new__(Loader)
+        loader.__dict__['num_workers'] = workers  # (DataLoader's attributes without building one)
+        it = iter(loader)
+        assert next(it) == 'batch'
+        if workers or isinstance(QUEUE_SURFACES[surface], RuntimeError):
+            with pytest.raises(dataloader.WorkerDied) as e:
+                next(it)
+            assert str(e.value) == WORKER_DIED
+        else:  # a connection error of a loader without workers is no worker's death
+            with pytest.raises(type(QUEUE_SURFACES[surface])):
+                next(it)
+
+
+@pytest.mark.parametrize('surface', ['sigchld', 'reset'])
+def test_injected_worker_death_stops_the_run_with_one_line_and_a_state(cache, names, capsys, monkeypatch, surface):
+    """Through main.py: the death reported by torch's SIGCHLD handler in the middle of a step (not from the
+    queue), or as a connection reset from the queue of a loader with a worker, stops the run with the same one line, exit 1, and the
+    state after the last finished step."""
+    import trainer as trainer_mod
+    name = names(f'worker_{surface}')
+    error = QUEUE_SURFACES[surface]
+    if surface == 'sigchld':
+        step = trainer_mod.Trainer.step
+
+        def dying(self, *a):
+            if self.start_batch >= 3:
+                raise error
+            return step(self, *a)
+        monkeypatch.setattr(trainer_mod.Trainer, 'step', dying)
+    else:
+        real = torch.utils.data.DataLoader.__iter__
+
+        def dying(self):
+            for i, batch in enumerate(real(self)):
+                if i == 3 and self.batch_sampler.__class__.__name__ == 'ScaleBatchSampler':
+                    raise error
+                yield batch
+        monkeypatch.setattr(torch.utils.data.DataLoader, '__iter__', dying)
+    workers = ['--n_threads', '1'] if surface == 'reset' else []  # a connection error means a death with workers
+    code, out, err = run_in_process(flags(cache, '--save', name, *workers), capsys)
+    lines = error_lines(err)
+    assert code == 1 and len(lines) == 1 and 'Traceback' not in err, err
+    assert WORKER_DIED in lines[0] and str(EXP / name) in lines[0], lines[0]
+    st = torch.load(EXP / name / 'state.pt', weights_only=True)
+    assert (st['epoch'], st['start_batch']) == (0, 3)

@@ -206,7 +206,8 @@ def test_psnr_plot_has_the_bicubic_line(run, monkeypatch):
     monkeypatch.setattr(evaluator, 'save_plot', lambda stem, panels, title, **k: drawn.append((stem, panels)))
     st = torch.load(EXP / run / 'state.pt', weights_only=True)
     args = option.parse_args(['--scale', '2+3', '--data_test', 'Sample', '--cpu'])
-    ev = evaluator.Evaluator(args, [], type('C', (), {'get_path': lambda self, p: str(EXP / run / p)})())
+    sample = type('L', (), {'dataset': type('D', (), {'name': 'Sample'})})  # the test loader of Sample
+    ev = evaluator.Evaluator(args, [sample], type('C', (), {'get_path': lambda self, p: str(EXP / run / p)})())
     ev.load_state_dict(st)
     ev.plot()
     (stem, [(ylabel, lines_, refs)]), (stem_m, [(ylabel_m, lines_m, refs_m)]) = drawn

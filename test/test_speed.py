@@ -282,6 +282,12 @@ def test_benchmark_smoke_prints_table_and_json(tmp_path):
     e = rows['eager fp32']
     assert abs(rows['--amp bf16']['x_eager_train'] - rows['--amp bf16']['it_per_s'] / e['it_per_s']) < 1e-9
     assert 'skipped' in rows['--compile']  # --smoke leaves compilation out, and says so
+    # the recommendation is --amp auto's own choice on this workload, and the figures say where they came from
+    assert r['amp_auto']['amp'] in ('off', 'bf16', 'fp16') and 'recommended: --amp auto' in p.stdout
+    prov = r['provenance']
+    assert prov['torch'] == torch.__version__ and prov['device'].get('cpu') or prov['device'].get('gpu')
+    assert prov['srlab']['commit'] is None or len(prov['srlab']['commit']) == 40
+    assert prov['command'].startswith('speed.py --smoke')
     # distance to the hardware: the peak measured in the same run, each row's FLOPs and fractions of it
     assert 'peak GFLOP/s' in p.stdout and 'distance to the hardware' in p.stdout, p.stdout
     peak = r['peak']

@@ -183,8 +183,27 @@ def test_registry_lists_components_and_ignores_helper_modules(tmp_path):
 
 
 def test_evaluate_reads_images_with_the_data_pipeline_reader():
-    import evaluate
+    import scoring
     from data import common
-    source = (SRC / 'evaluate.py').read_text()
-    assert 'imread' not in source and 'IMAGE_EXTS' not in source  # no reader or extension list of its own
-    assert evaluate.common is common
+    for name in ('evaluate.py', 'scoring.py'):
+        source = (SRC / name).read_text()
+        assert 'imread' not in source and 'IMAGE_EXTS' not in source  # no reader or extension list of its own
+    assert scoring.common is common
+
+
+def test_command_line_tools_keep_only_their_command_line():
+    """evaluate.py and compare.py hold their parsers and main(); the scoring, tables and
+    figures they print are library modules, which nothing imports the tools for."""
+    for tool, allowed in (('evaluate', {'_warning_line', 'parse_methods', 'write_text', 'Parser', 'build_parser',
+                                        'plus_list', 'check_args', 'run_single', 'run_grid', 'main'}),
+                          ('compare', {'Parser', 'build_parser', 'parse_methods', 'parse_box', 'read', 'fit',
+                                       'load', 'main'})):
+        tree = ast.parse((SRC / f'{tool}.py').read_text())
+        defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assert defined <= allowed, (tool, sorted(defined - allowed))
+    mods = src_modules()
+    users = [m for m, p in mods.items() if m not in ('evaluate', 'compare')
+             and {'evaluate', 'compare'} & set(imported(p, m, mods))]
+    assert not users, users
+    utility = set(imported(SRC / 'utility.py', 'utility', mods))
+    assert 'state' not in utility and 'paths' in utility  # the experiment folder needs no run state

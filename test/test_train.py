@@ -186,10 +186,9 @@ def test_optimizers_and_decay(cache, tmp_path):
         t = make_trainer(cache, tmp_path / name, '--optimizer', name, '--decay', '2-4', '--gamma', '0.1', '--lr', '1e-3')
         assert isinstance(t.stepper.optimizer, cls)
         lrs = []
-        for _ in range(5):
+        for epoch in range(5):  # the lr of each epoch's first step
+            t.stepper.advance(t.clock.position(epoch * len(t.loader_train)))
             lrs.append(t.stepper.lr())
-            t.stepper.optimizer.step()
-            t.stepper.scheduler.step()
         assert lrs == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-5])
 
 

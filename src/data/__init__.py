@@ -15,10 +15,32 @@ from pathlib import Path
 from registry import DATASETS
 
 
+VIDEO = 'video'  # the video tester's set name, in any case on the command line
+
+
+def canonical(name, dir_data):
+    """The one spelling of a dataset name, or None when it names no set:
+    'video' in any case; a registered set's registered name; a benchmark
+    folder <dir_data>/benchmark/<name> as the folder is spelt (an exact
+    match first, else the only one that differs in case). option.py
+    normalises --data_train/--data_test with it; everything after compares
+    the spelling it gives."""
+    if str(name).lower() == VIDEO:
+        return VIDEO
+    if name in DATASETS:
+        return DATASETS.canonical(name)
+    bench = Path(dir_data) / 'benchmark'
+    if (bench / name).is_dir():
+        return name
+    folders = [p.name for p in bench.iterdir() if p.is_dir()] if bench.is_dir() else []
+    same = [f for f in folders if f.lower() == str(name).lower()]
+    return same[0] if len(same) == 1 else None
+
+
 def dataset_kind(name, dir_data):
     """'video', 'module' (a registered dataset), 'benchmark' (a folder
-    <dir_data>/benchmark/<name>) or None (unknown)."""
-    if name.lower() == 'video':
+    <dir_data>/benchmark/<name>) or None (unknown), for a canonical name."""
+    if name == VIDEO:
         return 'video'
     if name in DATASETS:
         return 'module'
@@ -66,4 +88,4 @@ class Data:
             trainset = sets[0] if len(sets) == 1 else Joined(sets)
             self.loader_train = MSDataLoader(args, trainset, train=True, world=world)
         self.loader_test = [MSDataLoader(args, make_dataset(args, name, False, budget), train=False)
-                            for name in args.data_test if name.lower() != 'video']
+                            for name in args.data_test if name != VIDEO]

@@ -25,20 +25,92 @@ def list_images(folder):
     return out
 
 
-def read_image(path, n_colors=3):
-    """Any PNG/JPEG/... (gray, gray+alpha, RGB, RGBA, palette, 16-bit, float)
-    -> HxWxn_colors uint8; n_colors=None keeps the image's own (1 or 3).
-    The one reader of srlab: datasets, the demo, the video tester and evaluate.py."""
-    import imageio.v3 as iio
+def read_image(path, n_colors=3, bits=8):
+    """Any PNG/JPEG/... (gray, gray+alpha, RGB, RGBA, CMYK, palette, 16-bit,
+    float) as a viewer shows it (decode) -> HxWxn_colors; n_colors=None keeps
+    the image's own (1 or 3). bits=8: uint8, what the benchmark protocol and
+    the training caches hold (a 16-bit image is reduced, with one warning
+    line per process); bits=16: a 16-bit image stays uint16 (np2tensor
+    scales either to --rgb_range). The one reader of srlab: datasets, the
+    demo, the video tester and evaluate.py."""
     if os.path.getsize(path) == 0:
         raise DataError(f'{path}: empty file (0 bytes)')
-    try:
-        img = iio.imread(path, index=0)  # the first frame of a GIF, APNG or multi-page TIFF
-    except Exception as e:
-        raise DataError(f'{path}: cannot decode image ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})')
+    img = decode(path)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] > 4):
         raise DataError(f'{path}: unsupported image shape {"x".join(map(str, img.shape))}')
+    if bits == 16 and img.dtype == np.uint16:
+        return set_channel(img, n_colors)
+    if img.dtype == np.uint16:
+        warn_once('16bit', f'{path}: 16-bit image reduced to 8 bits (the benchmark protocol and the training '
+                  'caches are 8-bit; --data_test Demo reads 16 bits); further 16-bit images are not reported')
     return set_channel(to_uint8(img, path), n_colors)
+
+
+# Pillow modes that are converted to RGB(A) as Pillow converts them (CMYK: Pillow's own CMYK->RGB)
+TO_RGB = {'CMYK': 'RGB', 'YCbCr': 'RGB', 'LAB': 'RGB', 'HSV': 'RGB', 'P': 'RGBA', 'PA': 'RGBA', 'RGBX': 'RGB',
+          '1': 'L'}
+
+
+def decode(path):
+    """The first frame of `path` as an array, as a viewer shows it: EXIF
+    orientation applied, CMYK/palette/... as Pillow's RGB(A), 16-bit kept
+    (uint16) where the decoder gives it (Pillow decodes 16-bit colour PNGs to
+    8 bits: one warning line). TIFF (and what Pillow cannot open) through
+    imageio (tifffile: 16-bit and float TIFF at full precision)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    if not path.lower().endswith(('.tif', '.tiff')):
+        try:
+            with Image.open(path) as im:
+                if png_bit_depth(path) == 16 and im.mode not in ('I', 'I;16', 'I;16B', 'I;16L'):
+                    warn_once('png16', f'{path}: 16-bit colour PNG decoded to 8 bits (Pillow reads no more); '
+                              'a 16-bit TIFF keeps full precision; further such files are not reported')
+                im = ImageOps.exif_transpose(im)
+                mode = TO_RGB.get(im.mode)
+                if mode == 'RGBA' and im.mode == 'P' and 'transparency' not in im.info:
+                    mode = 'RGB'
+                return np.asarray(im.convert(mode) if mode else im)
+        except UnidentifiedImageError:
+            pass
+        except Exception as e:
+            raise DataError(f'{path}: cannot decode image ({type(e).__name__}: {first_line(e)})')
+    import imageio.v3 as iio
+    try:
+        return iio.imread(path, index=0)  # the first page of a multi-page TIFF
+    except Exception as e:
+        raise DataError(f'{path}: cannot decode image ({type(e).__name__}: {first_line(e)})')
+
+
+def channels(path):
+    """1 for a grayscale image file (gray, gray + alpha, 1-bit, 16-bit or float gray), else 3; from the
+    header where Pillow reads it."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            return 1 if im.mode in ('1', 'L', 'LA', 'La', 'I', 'F') or im.mode.startswith('I;16') else 3
+    except (UnidentifiedImageError, OSError):
+        img = decode(path)
+        return 1 if img.ndim == 2 or img.shape[2] in (1, 2) else 3
+
+
+def png_bit_depth(path):
+    """The bit depth in a PNG file's header, or None for another file."""
+    with open(path, 'rb') as f:
+        head = f.read(26)
+    return head[24] if head[:8] == b'\x89PNG\r\n\x1a\n' and len(head) == 26 else None
+
+
+def first_line(e):
+    return str(e).splitlines()[0] if str(e) else ''
+
+
+WARNED = set()
+
+
+def warn_once(key, message):
+    """One warning line per process for `key`."""
+    if key not in WARNED:
+        WARNED.add(key)
+        warnings.warn(message, stacklevel=3)
 
 
 def to_uint8(img, path=''):
@@ -59,8 +131,10 @@ def to_uint8(img, path=''):
 
 
 def rgb_to_y_uint8(img):
-    y = 16 + (65.481 * img[..., 0] + 128.553 * img[..., 1] + 24.966 * img[..., 2]) / 255
-    return np.floor(y + 0.5).astype(np.uint8)
+    """BT.601 Y of an RGB image (MATLAB's rgb2ycbcr), in its own type: uint8, or uint16 on 0..65535."""
+    peak = 65535 if img.dtype == np.uint16 else 255
+    y = 16 * peak / 255 + (65.481 * img[..., 0] + 128.553 * img[..., 1] + 24.966 * img[..., 2]) / 255
+    return np.floor(y + 0.5).astype(img.dtype if img.dtype == np.uint16 else np.uint8)
 
 
 def set_channel(img, n_colors):
@@ -117,7 +191,8 @@ def tensor2np(t, rgb_range):
 
 
 def np2tensor(img, rgb_range):
-    """HxWxC uint8 -> CxHxW float32 on 0..rgb_range."""
+    """HxWxC uint8 (or uint16) -> CxHxW float32 on 0..rgb_range."""
     import torch  # here, so that evaluate.py reads images without loading torch
-    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
-    return t.mul_(rgb_range / 255)
+    peak = 65535 if img.dtype == np.uint16 else 255
+    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)).astype(np.float32))
+    return t.mul_(rgb_range / peak)

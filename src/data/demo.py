@@ -33,11 +33,15 @@ class Demo(Dataset):
     def set_scale(self, idx_scale):
         self.idx_scale = idx_scale
 
+    def is_gray(self, stem):
+        """No HR image to score (--gray_hr does not apply)."""
+        return False
+
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, index):
         i, idx_scale = (index[0], index[1]) if isinstance(index, (tuple, list)) else (index, self.idx_scale)
         path = self.images[i]
-        lr = common.np2tensor(common.read_image(path, self.args.n_colors), self.args.rgb_range)
+        lr = common.np2tensor(common.read_image(path, self.args.n_colors, bits=16), self.args.rgb_range)
         return lr, torch.empty(0), os.path.splitext(os.path.basename(path))[0], idx_scale

@@ -304,30 +304,20 @@ class SRData(Dataset):
         return state
 
     def _drop_small(self, bad):
-        """Training: an image smaller than the patch at every scale is skipped
-        with a warning; one that fits only some scales is used at those
-        (self.fits: per scale, whether each image fits; see __getitem__)."""
-        fit = {hr: [min(self._shape(self.images_lr[si][i], self._kind(s))) >= self.args.patch_size // s
-                    for si, s in enumerate(self.scale)]
-               for i, hr in enumerate(self.images_hr) if hr not in bad}
-        for hr, ok in fit.items():
-            if not any(ok):
-                s = self.scale[-1]
-                warnings.warn(f'skipping {hr}: its LR images are smaller than the patch at every scale (x{s}: '
-                              f'{self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})', stacklevel=2)
-                bad.add(hr)
+        """Training: an image smaller than the patch at every scale is skipped;
+        one that fits only some scales is used at those (self.fits: per scale,
+        whether each image fits; see __getitem__). See fit_patch."""
+        sides = {hr: [min(self._shape(self.images_lr[si][i], self._kind(s))) for si, s in enumerate(self.scale)]
+                 for i, hr in enumerate(self.images_hr) if hr not in bad}
+        fit = fit_patch(self.name, self.dir_hr, sides, self.scale, self.args.patch_size)
+        bad.update(hr for hr, ok in fit.items() if not any(ok))
         self.fits = [np.array([fit[hr][si] for hr in self.images_hr if hr not in bad], bool)
                      for si in range(len(self.scale))]
         self.fitting = [np.flatnonzero(f) for f in self.fits]
         partial = [f'x{s}: {f.sum()} of {len(f)}' for s, f in zip(self.scale, self.fits) if not f.all()]
-        if partial and all(len(f) for f in self.fitting):
+        if partial:
             warnings.warn(f'{self.name}: images smaller than the patch at some scales are used at the scales '
                           f'where they fit ({", ".join(partial)})', stacklevel=2)
-        usable = any(any(ok) for ok in fit.values())  # else: 'no usable images left' (_prepare)
-        for s, f in zip(self.scale, self.fitting):
-            if usable and not len(f):
-                raise DataError(f'{self.name}: no image in {self.dir_hr} is large enough for the x{s} patch '
-                                f'({self.args.patch_size // s} = --patch_size {self.args.patch_size} / {s})')
 
     def _shape(self, path, kind):
         if self.ext == 'sep':
@@ -352,6 +342,12 @@ class SRData(Dataset):
 
     def set_scale(self, idx_scale):
         self.idx_scale = idx_scale
+
+    def is_gray(self, stem):
+        """True when the HR file of image `stem` holds one channel: a grayscale image (--gray_hr)."""
+        if not hasattr(self, '_gray'):
+            self._gray = {_stem(p): common.channels(p) == 1 for p in self.images_hr}
+        return self._gray.get(stem, False)
 
     def __len__(self):
         return len(self.images_hr) * self.repeat
@@ -383,6 +379,32 @@ class SRData(Dataset):
             lr = self.degradation.finish(lr, name=f'{_stem(hr_path)}x{s}')
         rgb = self.args.rgb_range
         return common.np2tensor(lr, rgb), common.np2tensor(hr, rgb), _stem(hr_path), idx_scale
+
+
+def fit_patch(name, folder, sides, scales, patch):
+    """{image: [fits the --patch_size `patch` at each scale]} for `sides`
+    ({image: its LR image's shorter side at each scale}). Images that fit no
+    scale are named in one warning line; when no image is large enough at
+    all, or at one scale, a DataError names the --patch_size that would fit."""
+    fit = {hr: [side >= patch // s for side, s in zip(lr, scales)] for hr, lr in sides.items()}
+    small = [hr for hr, ok in fit.items() if not any(ok)]
+    if not sides:
+        return fit  # no image at all: 'no usable images left' (SRData._prepare)
+    best = min(max(lr[si] for lr in sides.values()) * s for si, s in enumerate(scales))
+    hint = f'--patch_size {best} or smaller would fit' if best else 'no --patch_size would fit'
+    if len(small) == len(sides):
+        raise DataError(f'{name}: no usable images in {folder}: all {len(small)} are smaller than the --patch_size '
+                        f'{patch} patch at every scale; {hint}')
+    for si, s in enumerate(scales):
+        if not any(ok[si] for ok in fit.values()):
+            raise DataError(f'{name}: no image in {folder} is large enough for the x{s} patch '
+                            f'({patch // s} = --patch_size {patch} / {s}); {hint}')
+    if small:
+        s = scales[-1]
+        warnings.warn(f'{name}: skipping {len(small)} image(s) smaller than the patch at every scale (x{s}: '
+                      f'{patch // s} = --patch_size {patch} / {s}): {", ".join(small[:3])}'
+                      + (f' and {len(small) - 3} more' if len(small) > 3 else ''), stacklevel=3)
+    return fit
 
 
 def scan_folder(dir_hr, dir_lr, scales, names=None):

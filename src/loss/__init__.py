@@ -1,18 +1,18 @@
-"""Loss: a weighted sum of terms parsed from --loss ('1*L1+0.5*MSE').
+"""Loss: a weighted sum of terms, from --loss ('1*L1+0.5*MSE') or from Python:
 
-A term is one class registered with @LOSSES.register(NAME) (src/registry.py):
-built as cls(args, name), called as term(sr, hr) -> scalar tensor. Per-term
-values are logged per epoch (loss_log.pt) and plotted (loss_<term>.pdf/.png).
-A batch's values enter the log when it is computed; the trainer then
-commits the batch or rejects it (a skipped batch), which takes them out.
+    from loss import create_loss
+    loss = create_loss('1*L1+0.1*RGAN', patch_size=96, gan_arch='patch')
+    value = loss(sr, hr)
 
-Optional hooks a term may define (the adversarial terms do):
-step_discriminator(sr, hr) before the loss of each training batch (the SR
-batch detached), commit() / reject() once the batch is taken / skipped,
-start_log() and end_log() at the start/end of an epoch, display() -> str for
-the progress line, summary() -> str for log.txt at the end of an epoch,
-plot(apath) for extra plots. What a term must keep across --resume belongs in its own
-state_dict (e.g. get_extra_state/set_extra_state).
+A term is one class in src/loss/, derived from loss.Term (loss/term.py: its
+hooks, each with a default, which the sum calls for every term) and
+registered with @LOSSES.register(NAME) (src/registry.py). It takes plain
+keyword arguments and declares its flags (loss/flags.py), as a network does;
+a term that trains a network of its own (a GAN's discriminator) also takes
+`training` (loss.term.Training). Per-term values are logged per epoch
+(loss_log.pt) and plotted (loss_<term>.pdf/.png). A batch's values enter the
+log when it is computed; the trainer then commits the batch or rejects it (a
+skipped batch), which takes them out.
 """
 import os
 import re
@@ -20,23 +20,32 @@ import re
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import atomic
-from errors import SRLabError
+from errors import SRLabError, did_you_mean
+from loss.flags import parameters, term_kwargs
+from loss.term import Term, Training
 from plot import save_plot
 from registry import LOSSES
 
+__all__ = ['Loss', 'LossSum', 'LossState', 'Term', 'Training', 'create_loss', 'parse_loss']
+
 
 @LOSSES.register('L1')
-class L1(nn.L1Loss):
-    def __init__(self, args, name):
-        super().__init__()
+class L1(Term):
+    """Mean absolute error."""
+
+    def forward(self, sr, hr):
+        return F.l1_loss(sr, hr)
 
 
 @LOSSES.register('MSE')
-class MSE(nn.MSELoss):
-    def __init__(self, args, name):
-        super().__init__()
+class MSE(Term):
+    """Mean squared error."""
+
+    def forward(self, sr, hr):
+        return F.mse_loss(sr, hr)
 
 
 def parse_loss(text):
@@ -48,73 +57,105 @@ def parse_loss(text):
             raise ValueError(f"--loss: '{part}' in '{text}' is not of the form <weight>*<term>, e.g. 1*L1")
         w, name = float(m.group(1)), m.group(2)
         if LOSSES.canonical(name) != name:
-            raise ValueError(f"--loss: unknown term '{name}' (known: {', '.join(LOSSES.names())})")
+            raise ValueError(f"--loss: unknown term '{name}' (known: {', '.join(LOSSES.names())})"
+                             + did_you_mean(name, LOSSES.names()))
         if w <= 0:
             raise ValueError(f"--loss: weight of '{name}' must be positive, got {w}")
         out.append((w, name))
     return out
 
 
-class Loss(nn.Module):
-    def __init__(self, args, ckp):
+def make_term(name, kwargs, training):
+    """Term `name` built with `kwargs`, and `training` when its constructor takes it."""
+    cls = LOSSES.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, Term)):
+        raise TypeError(f'loss term {name}: {cls!r} does not derive from loss.Term (loss/term.py)')
+    if 'training' in parameters(cls):
+        kwargs = {**kwargs, 'training': training}
+    return cls(**kwargs)
+
+
+def create_loss(spec, training=None, log=None, **kwargs):
+    """The weighted sum `spec` ('1*L1+0.1*RGAN') built from Python. Each
+    keyword argument goes to the terms whose constructors take it (their
+    flags: gan_arch, gan_k, eps ...; n_colors, rgb_range, patch_size);
+    one that no term takes is a TypeError. `training`: how a discriminator is
+    trained (loss.term.Training; default Adam at lr 1e-4, fp32, on the CPU,
+    one process). `log`: a function like checkpoint.write_log(text, quiet)."""
+    terms = parse_loss(spec)
+    takes = {name: parameters(LOSSES.get(name)) for _, name in terms}
+    unused = sorted(k for k in kwargs if not any(k in t for t in takes.values()))
+    if unused:
+        raise TypeError(f"create_loss: no term of '{spec}' takes {', '.join(unused)}")
+    training = training or Training()
+    built = [(w, name, make_term(name, {k: v for k, v in kwargs.items() if k in takes[name]}, training))
+             for w, name in terms]
+    return LossSum(built, log, training.device)
+
+
+class LossSum(nn.Module):
+    """The weighted sum of `terms`, [(weight, name, Term)], on `device`, with
+    its per-epoch log; `log` (a function like checkpoint.write_log) gets the
+    terms and their summaries."""
+
+    def __init__(self, terms, log=None, device=None):
         super().__init__()
-        self.loss = []
-        self.loss_module = nn.ModuleList()
-        for weight, name in parse_loss(args.loss):
-            fn = LOSSES.get(name)(args, name)
-            self.loss.append({'type': name, 'weight': weight, 'function': fn})
-            self.loss_module.append(fn)
+        self.loss = [{'type': name, 'weight': w, 'function': term} for w, name, term in terms]
+        self.loss_module = nn.ModuleList([term for _, _, term in terms])
         if len(self.loss) > 1:
             self.loss.append({'type': 'Total', 'weight': 0, 'function': None})
-        for item in self.loss:
-            if item['function'] is not None:
-                ckp.write_log(f"{item['weight']:.3f} * {item['type']}", quiet=True)
-        device = torch.device('cpu' if args.cpu or not torch.cuda.is_available() else 'cuda')
-        self.loss_module.to(device)
+        self.write_log = log
+        for w, name, _ in terms:
+            self._write(f'{w:.3f} * {name}', quiet=True)
+        if device is not None:
+            self.loss_module.to(device)
         self.log = torch.Tensor()
         self.before = None  # the epoch row before the last batch (reject() restores it)
-        self.ckp = ckp
+
+    def _write(self, text, quiet=False):
+        if self.write_log is not None and text:
+            self.write_log(text, quiet=quiet)
 
     def forward(self, sr, hr):
-        self.before = self.log[-1].clone() if len(self.log) else None
+        """The weighted sum; in training (after start_log) its values enter this epoch's log."""
+        logged = len(self.log) > 0
+        self.before = self.log[-1].clone() if logged else None
         losses = []
         for i, item in enumerate(self.loss):
             if item['function'] is not None:
                 v = item['weight'] * item['function'](sr, hr)
                 losses.append(v)
-                self.log[-1, i] += v.item()
+                if logged:
+                    self.log[-1, i] += v.item()
         total = sum(losses)
-        if len(self.loss) > 1:
+        if logged and len(self.loss) > 1:
             self.log[-1, -1] += total.item()
         return total
 
-    def hooks(self, name):
-        return [getattr(fn, name) for fn in self.loss_module if hasattr(fn, name)]
-
     def step_discriminators(self, sr, hr):
-        """The discriminator steps of the adversarial terms on the SR batch
-        (detached here), tentative until commit() or reject()."""
-        for hook in self.hooks('step_discriminator'):
-            hook(sr.detach(), hr)
+        """The terms' discriminator steps on the SR batch (detached here),
+        tentative until commit() or reject()."""
+        for term in self.loss_module:
+            term.step_discriminator(sr.detach(), hr)
 
     def commit(self):
         """The last batch was used: its values stay in the log, the discriminators' steps stand."""
         self.before = None
-        for hook in self.hooks('commit'):
-            hook()
+        for term in self.loss_module:
+            term.commit()
 
     def reject(self):
         """The last batch was skipped: its values leave the log, the discriminators' steps are undone."""
         if self.before is not None:
             self.log[-1] = self.before
             self.before = None
-        for hook in self.hooks('reject'):
-            hook()
+        for term in self.loss_module:
+            term.reject()
 
     def start_log(self):
         self.log = torch.cat((self.log, torch.zeros(1, len(self.loss))))
-        for hook in self.hooks('start_log'):
-            hook()
+        for term in self.loss_module:
+            term.start_log()
 
     def end_log(self, n_batches, world=None, device=None):
         """The epoch's mean per term (over torchrun ranks too, given their World)."""
@@ -122,11 +163,9 @@ class Loss(nn.Module):
             self.log[-1].div_(n_batches)
         if world is not None:
             self.reduce(world, device)
-        for hook in self.hooks('end_log'):
-            hook()
-        for hook in self.hooks('summary'):
-            if self.ckp is not None:
-                self.ckp.write_log(hook())
+        for term in self.loss_module:
+            term.end_log()
+            self._write(term.summary())
 
     def reduce(self, world, device):
         """Under torchrun the epoch's logged values become their mean over ranks."""
@@ -143,7 +182,7 @@ class Loss(nn.Module):
     def display_loss(self, batch):
         n = batch + 1
         return ''.join([f"[{item['type']}: {c / n:.4f}]" for item, c in zip(self.loss, self.log[-1])]
-                       + [hook() for hook in self.hooks('display')])
+                       + [term.display() for term in self.loss_module])
 
     def plot_loss(self, apath, epoch):
         """loss_<term>.pdf/.png: each term's mean per epoch (and the terms' own plots)."""
@@ -153,8 +192,8 @@ class Loss(nn.Module):
         for i, item in enumerate(self.loss):
             lines = {item['type']: (axis, self.log[:, i].numpy())}
             save_plot(os.path.join(apath, f"loss_{item['type']}"), [('Loss', lines, {})], f"{item['type']} Loss")
-        for hook in self.hooks('plot'):
-            hook(apath)
+        for term in self.loss_module:
+            term.plot(apath)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         try:
@@ -162,7 +201,7 @@ class Loss(nn.Module):
         except (RuntimeError, ValueError, KeyError) as e:
             detail = ' '.join(str(e).split())[:300]
             raise SRLabError(f'the saved loss state does not fit this --loss/--gan_arch (to train a saved '
-                                     f'model with another loss, start a new run with --pre_train): {detail}') from e
+                             f'model with another loss, start a new run with --pre_train): {detail}') from e
 
     def export(self, apath, epoch):
         """loss.pt, loss_log.pt and the plots (part of a save, see state.py)."""
@@ -173,6 +212,18 @@ class Loss(nn.Module):
         """loss.pt and loss_log.pt."""
         atomic.atomic_save(self.state_dict(), os.path.join(apath, 'loss.pt'))
         atomic.atomic_save(self.log, os.path.join(apath, 'loss_log.pt'))
+
+
+class Loss(LossSum):
+    """The --loss of a run: its terms built from the run's flags
+    (loss/flags.py), a discriminator trained as the generator is
+    (Training.from_args: the optimizer flags, --amp, the device and, given
+    the run's World, the torchrun ranks)."""
+
+    def __init__(self, args, ckp, world=None):
+        training = Training.from_args(args, world)
+        terms = [(w, name, make_term(name, term_kwargs(name, args), training)) for w, name in parse_loss(args.loss)]
+        super().__init__(terms, ckp.write_log if ckp is not None else None, training.device)
 
 
 class LossState:

@@ -1,25 +1,37 @@
-"""Adversarial loss terms GAN (vanilla), WGAN_GP and RGAN (relativistic
-average, ESRGAN).
+"""Adversarial loss terms: GAN (vanilla), WGAN_GP and RGAN (relativistic
+average, ESRGAN), each a small class over Adversarial, which owns the
+discriminator and its training.
 
 Each training step (Trainer.step) first calls step_discriminator: --gan_k
 discriminator steps on the detached SR batch, as EDSR-PyTorch orders them;
 then the term's forward gives the generator loss from the updated
 discriminator. The discriminator's steps are tentative until the generator's
-step is decided: commit() keeps them, reject() (a skipped batch) restores the
-discriminator's weights, optimizer state and log as they were before.
-The discriminator, its optimizer, its scheduler (stepper.make_scheduler: the
-generator's --decay/--gamma) and its per-epoch log are part of the term's
-state_dict, so they are saved with the run and restored by --resume -1."""
+step is decided: commit() keeps them, reject() (a skipped batch) puts its
+weights, buffers, optimizer and gradient scaler state and its log back as
+they were (Stepper.snapshot: a copy into buffers allocated once).
+
+The discriminator is trained as the generator is (loss.term.Training): its
+optimizer and schedule come from the same flags; under --amp its steps run in
+its own autocast, with its own fp16 gradient scaler; under torchrun its
+gradients are averaged over the ranks and its batch statistics (BatchNorm,
+RGAN's means) are those of the whole batch, so that 2 ranks train it as one
+process does. It, its optimizer, its schedule and its per-epoch log are part
+of the term's state_dict, saved with the run and restored by --resume -1."""
 import os
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from loss.discriminator import make_discriminator
+from loss.discriminator import ARCHS, make_discriminator, whole_batch_norm
+from loss.flags import Flag, positive_int
+from loss.term import Term, Training
 from plot import save_plot
 from registry import LOSSES
-from stepper import Stepper, make_optimizer, make_scheduler
+from stepper import Stepper
+
+GAN_ARCH = Flag('gan_arch', 'discriminator: srgan (EDSR/SRGAN, --patch_size inputs) or patch (PatchGAN, any size)',
+                choices=ARCHS)
+GAN_K = Flag('gan_k', 'discriminator steps per generator step', type=positive_int)
 
 
 def bce(x, real):
@@ -31,56 +43,58 @@ def hits(x, real):
     return ((x > 0) if real else (x < 0)).float().mean().item()
 
 
-@LOSSES.register('GAN')
-@LOSSES.register('WGAN_GP')
-@LOSSES.register('RGAN')
-class Adversarial(nn.Module):
-    def __init__(self, args, name):
-        super().__init__()
-        self.name = name
-        self.gan_k = args.gan_k
-        self.gp_weight = args.gp_weight
-        self.dis = make_discriminator(args, 'layer' if name == 'WGAN_GP' else 'batch')
-        if name == 'WGAN_GP':  # Adam(0, 0.9) as in the WGAN-GP paper and EDSR-PyTorch
-            self.optimizer = make_optimizer(args, self.dis.parameters(), optimizer='ADAM', betas=(0.0, 0.9))
-        else:
-            self.optimizer = make_optimizer(args, self.dis.parameters())
-        self.scheduler = make_scheduler(args, self.optimizer)
-        self.stepper = Stepper(self.optimizer, self.dis, self.scheduler)
-        self.log = torch.zeros(0, 3)     # per epoch: sum of D loss, sum of D accuracy, D steps
-        self.before = None               # the discriminator's state before the last, undecided steps
+class Adversarial(Term):
+    """A GAN loss term: the discriminator, its steps, log and state. A variant
+    (a subclass) gives d_loss and g_loss; norm, has_accuracy and
+    make_optimizer say how its discriminator differs."""
+    flags = (GAN_ARCH, GAN_K)
+    norm = 'batch'        # the discriminator's normalisation (make_discriminator)
+    has_accuracy = True   # d_loss gives an accuracy
 
-    # ---- losses ----------------------------------------------------------
+    def __init__(self, n_colors=3, patch_size=96, gan_arch='srgan', gan_k=1, training=Training()):
+        super().__init__()
+        self.gan_k, self.world, self.device = gan_k, training.world, training.device
+        dis = make_discriminator(gan_arch, n_colors, patch_size, self.norm).to(training.device)
+        self.dis = whole_batch_norm(dis, self.world) if self.world.distributed else dis
+        self.world.broadcast_(list(self.dis.parameters()) + list(self.dis.buffers()))
+        self.optimizer = self.make_optimizer(training)
+        self.scheduler = training.scheduler(self.optimizer)
+        self.stepper = Stepper(self.optimizer, self.dis, self.scheduler, training.amp, training.device, self.world,
+                               average=True)
+        self.log = torch.zeros(0, 3)     # per epoch: sum of D loss, sum of D accuracy, D steps
+        self.before = None               # the log's row before the last, undecided steps
+
+    def make_optimizer(self, training):
+        return training.optimizer(self.dis.parameters())
+
+    # ---- a variant's losses ------------------------------------------------
     def d_loss(self, d_fake, d_real, fake, real):
-        """Discriminator loss and accuracy (None for WGAN_GP)."""
-        if self.name == 'GAN':
-            return bce(d_real, 1) + bce(d_fake, 0), (hits(d_real, 1) + hits(d_fake, 0)) / 2
-        if self.name == 'RGAN':
-            r, f = d_real - d_fake.mean(), d_fake - d_real.mean()
-            return (bce(r, 1) + bce(f, 0)) / 2, (hits(r, 1) + hits(f, 0)) / 2
-        eps = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
-        hat = (fake * (1 - eps) + real * eps).requires_grad_(True)
-        grad, = torch.autograd.grad(self.dis(hat).sum(), hat, create_graph=True)
-        gp = (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
-        return d_fake.mean() - d_real.mean() + self.gp_weight * gp, None
+        """(The discriminator's loss, its accuracy or None)."""
+        raise NotImplementedError
 
     def g_loss(self, d_fake, real):
-        if self.name == 'GAN':
-            return bce(d_fake, 1)
-        if self.name == 'RGAN':
-            d_real = self.dis(real).detach()
-            return (bce(d_real - d_fake.mean(), 0) + bce(d_fake - d_real.mean(), 1)) / 2
-        return -d_fake.mean()
+        """The generator's adversarial loss."""
+        raise NotImplementedError
 
+    def mean(self, x):
+        """The mean of x over the whole batch of all torchrun ranks, with its gradient (x.mean() in one process)."""
+        if not self.world.distributed:
+            return x.mean()
+        sums = self.world.sum_with_grad(torch.stack([x.float().sum(), x.new_tensor(x.numel(), dtype=torch.float32)]))
+        return (sums[0] / sums[1].detach()).to(x.dtype)
+
+    # ---- training ------------------------------------------------------------
     def step_discriminator(self, fake, real):
-        """--gan_k discriminator steps on the (detached) SR batch `fake`;
-        tentative until commit() or reject()."""
+        """--gan_k discriminator steps on the (detached) SR batch `fake`, in
+        the discriminator's own autocast; tentative until commit() or reject()."""
         if len(self.log) == 0:
             self.start_log()
-        self.before = (self.stepper.snapshot(), self.log[-1].clone())
+        self.before = self.log[-1].clone()
+        self.stepper.snapshot()
         for _ in range(self.gan_k):
             self.stepper.zero_grad()
-            loss_d, acc = self.d_loss(self.dis(fake), self.dis(real), fake, real)
+            with self.stepper.autocast():
+                loss_d, acc = self.d_loss(self.dis(fake), self.dis(real), fake, real)
             self.stepper.step(loss_d)
             self.log[-1] += torch.tensor([loss_d.item(), acc or 0.0, 1.0])
 
@@ -103,29 +117,32 @@ class Adversarial(nn.Module):
     def reject(self):
         """The generator skipped the batch: undo the discriminator's steps."""
         if self.before is not None:
-            snapshot, row = self.before
-            self.stepper.undo(snapshot)
-            self.log[-1] = row
+            self.stepper.undo()
+            self.log[-1] = self.before
             self.before = None
 
     def end_log(self):
-        """End of an epoch: the D learning rate follows --decay/--gamma like G's."""
+        """End of an epoch: the log's row becomes its mean over the torchrun
+        ranks; the D learning rate follows its schedule (--decay/--gamma, as G's)."""
+        if self.world.distributed and len(self.log):
+            sums = self.world.all_sum(self.log[-1, :2].tolist(), self.device)
+            self.log[-1, :2] = torch.tensor(sums) / self.world.world_size
         self.stepper.end_epoch()
 
     def means(self):
         """Per-epoch mean D loss and accuracy (NaN where undefined)."""
         n = self.log[:, 2].clamp(min=1)
-        acc = self.log[:, 1] / n if self.name != 'WGAN_GP' else torch.full_like(n, float('nan'))
+        acc = self.log[:, 1] / n if self.has_accuracy else torch.full_like(n, float('nan'))
         return self.log[:, 0] / n, acc
 
     def display(self):
         if len(self.log) == 0:
             return ''
         loss, acc = (v[-1].item() for v in self.means())
-        return f'[{self.name} D: {loss:.4f}' + ('' if acc != acc else f' acc {acc:.3f}') + ']'
+        return f'[{self.label} D: {loss:.4f}' + ('' if acc != acc else f' acc {acc:.3f}') + ']'
 
     def summary(self):
-        return f'Discriminator {self.display()} lr {self.optimizer.param_groups[0]["lr"]:.2e}'
+        return f'Discriminator {self.display()} lr {self.stepper.lr():.2e}'
 
     def plot(self, apath):
         """loss_D_<name>.pdf/.png: the discriminator's loss (and accuracy) per epoch."""
@@ -133,9 +150,9 @@ class Adversarial(nn.Module):
             return
         loss, acc = (v.numpy() for v in self.means())
         axis = range(1, len(loss) + 1)
-        panels = [('loss', loss)] + ([] if self.name == 'WGAN_GP' else [('accuracy', acc)])
-        save_plot(os.path.join(apath, f'loss_D_{self.name}'),
-                  [(label, {f'D {label}': (axis, v)}, {}) for label, v in panels], f'{self.name} discriminator')
+        panels = [('loss', loss)] + ([('accuracy', acc)] if self.has_accuracy else [])
+        save_plot(os.path.join(apath, f'loss_D_{self.label}'),
+                  [(label, {f'D {label}': (axis, v)}, {}) for label, v in panels], f'{self.label} discriminator')
 
     # ---- saved with the run -------------------------------------------------
     def get_extra_state(self):
@@ -145,6 +162,56 @@ class Adversarial(nn.Module):
         self.optimizer.load_state_dict(state['optimizer'])
         if 'scheduler' in state:
             self.scheduler.load_state_dict(state['scheduler'])
-        else:  # saved before the scheduler: its lr is in the optimizer state, the epoch count here
-            self.scheduler.last_epoch = state['epochs']
+        else:  # saved before the scheduler: the epoch count is here
+            self.scheduler.load_state_dict({'last_epoch': state['epochs']})
         self.log = state['log'].clone()
+
+
+@LOSSES.register('GAN')
+class GAN(Adversarial):
+    """Vanilla GAN (SRGAN, EDSR-PyTorch): binary cross-entropy, real against fake."""
+
+    def d_loss(self, d_fake, d_real, fake, real):
+        return bce(d_real, 1) + bce(d_fake, 0), (hits(d_real, 1) + hits(d_fake, 0)) / 2
+
+    def g_loss(self, d_fake, real):
+        return bce(d_fake, 1)
+
+
+@LOSSES.register('RGAN')
+class RGAN(Adversarial):
+    """Relativistic average GAN (ESRGAN): each side judged against the mean of the other."""
+
+    def d_loss(self, d_fake, d_real, fake, real):
+        r, f = d_real - self.mean(d_fake), d_fake - self.mean(d_real)
+        return (bce(r, 1) + bce(f, 0)) / 2, (hits(r, 1) + hits(f, 0)) / 2
+
+    def g_loss(self, d_fake, real):
+        d_real = self.dis(real).detach()
+        return (bce(d_real - self.mean(d_fake), 0) + bce(d_fake - self.mean(d_real), 1)) / 2
+
+
+@LOSSES.register('WGAN_GP')
+class WGAN_GP(Adversarial):
+    """WGAN with gradient penalty (Gulrajani et al.): a per-sample (layer) norm
+    in the discriminator, Adam(0, 0.9) as in the paper and EDSR-PyTorch."""
+    flags = Adversarial.flags + (Flag('gp_weight', 'WGAN_GP gradient penalty weight'),)
+    norm = 'layer'
+    has_accuracy = False
+
+    def __init__(self, n_colors=3, patch_size=96, gan_arch='srgan', gan_k=1, gp_weight=10.0, training=Training()):
+        super().__init__(n_colors, patch_size, gan_arch, gan_k, training)
+        self.gp_weight = gp_weight
+
+    def make_optimizer(self, training):
+        return training.optimizer(self.dis.parameters(), optimizer='ADAM', betas=(0.0, 0.9))
+
+    def d_loss(self, d_fake, d_real, fake, real):
+        eps = torch.rand(real.size(0), 1, 1, 1, device=real.device, dtype=real.dtype)
+        hat = (fake * (1 - eps) + real * eps).requires_grad_(True)
+        grad, = torch.autograd.grad(self.dis(hat).sum(), hat, create_graph=True)
+        gp = (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+        return d_fake.mean() - d_real.mean() + self.gp_weight * gp, None
+
+    def g_loss(self, d_fake, real):
+        return -d_fake.mean()

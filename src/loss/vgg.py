@@ -10,6 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from errors import SRLabError, error_text
+from loss.flags import Flag
+from loss.term import Term
+from paths import MODELS
 from registry import LOSSES
 
 VGG19_CFG = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M',
@@ -43,26 +46,24 @@ class VGG19(nn.Module):
         return self.features(x)
 
 
-def find_weights(args):
+def find_weights(vgg_weights='', dir_models=''):
     """--vgg_weights, else <--dir_models>/vgg19-dcbb9e9d.pth, else torch's hub cache; None if absent."""
-    given = args.vgg_weights
-    if given:
-        return given if os.path.isfile(given) else None
-    for d in (args.dir_models, os.path.join(torch.hub.get_dir(), 'checkpoints')):
+    if vgg_weights:
+        return vgg_weights if os.path.isfile(vgg_weights) else None
+    for d in (dir_models, os.path.join(torch.hub.get_dir(), 'checkpoints')):
         p = os.path.join(d, WEIGHTS_FILE)
         if d and os.path.isfile(p):
             return p
     return None
 
 
-def load_vgg19(args, name):
-    path = find_weights(args)
+def load_vgg19(name, vgg_weights='', dir_models=''):
+    path = find_weights(vgg_weights, dir_models)
     if path is None:
-        where = (f'no file {args.vgg_weights}' if args.vgg_weights
-                 else 'no weights given')
+        where = f'no file {vgg_weights}' if vgg_weights else 'no weights given'
         raise SRLabError(
             f"--loss {name} needs torchvision's VGG19 weights ({where}): download {WEIGHTS_URL} "
-            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in {args.dir_models}/)")
+            f"and pass --vgg_weights /path/to/{WEIGHTS_FILE} (or put it in {dir_models}/)")
     try:
         sd = torch.load(path, map_location='cpu', weights_only=True)
         net = VGG19()
@@ -73,19 +74,21 @@ def load_vgg19(args, name):
     return net
 
 
-@LOSSES.register('VGG22')
-@LOSSES.register('VGG54')
-class VGG(nn.Module):
-    """MSE of frozen VGG19 features. The network is kept out of the registered
-    modules, so it is neither trained nor saved in Loss.state_dict()."""
+class VGG(Term):
+    """MSE of frozen VGG19 features up to layer `cut` of features.N (a
+    variant sets it). The network is kept out of the registered modules, so
+    it is neither trained nor saved in Loss.state_dict()."""
+    flags = (Flag('vgg_weights', "torchvision's vgg19-dcbb9e9d.pth (default: looked up in --dir_models and the "
+                  'torch hub cache; never downloaded)'),)
+    cut = None
 
-    def __init__(self, args, name):
+    def __init__(self, rgb_range=255, vgg_weights='', dir_models=str(MODELS)):
         super().__init__()
-        net = nn.Sequential(*list(load_vgg19(args, name).features)[:CUT[name]]).eval()
+        net = nn.Sequential(*list(load_vgg19(self.label, vgg_weights, dir_models).features)[:self.cut]).eval()
         for p in net.parameters():
             p.requires_grad = False
         self.__dict__['vgg'] = net  # not a submodule: no state_dict keys, no .to()/.train()
-        self.rgb_range = args.rgb_range
+        self.rgb_range = rgb_range
         self.register_buffer('mean', torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
@@ -103,3 +106,15 @@ class VGG(nn.Module):
         with torch.no_grad():
             f_hr = self.features(hr.detach())
         return F.mse_loss(f_sr, f_hr)
+
+
+@LOSSES.register('VGG22')
+class VGG22(VGG):
+    """Features before the ReLU after conv2_2."""
+    cut = CUT['VGG22']
+
+
+@LOSSES.register('VGG54')
+class VGG54(VGG):
+    """Features before the ReLU after conv5_4."""
+    cut = CUT['VGG54']

@@ -26,7 +26,10 @@ __all__ = ['Model', 'create_model', 'build_network', 'DTYPES', 'is_oom', 'count_
 def create_model(name, pretrained=None, strict=True, log=print, **kwargs):
     """The network registered as `name`, built with `kwargs` (its constructor's
     arguments); `pretrained`: a weight file loaded into it as --pre_train loads
-    one (strict, with a one-line report to `log`)."""
+    one (strict, with a one-line report to `log`); srlab's files bring the
+    arguments they were saved with, given `kwargs` win (one warning each)."""
+    if pretrained:
+        kwargs = {**weights.file_kwargs(name, pretrained), **kwargs}
     net = MODELS.get(name)(**kwargs)
     if pretrained:
         meta = flags.recorded(name, kwargs)

@@ -2,7 +2,9 @@
 released state_dict key names match), and the per-scale plumbing: MultiScale
 (scale list, set_scale, per-scale modules, re-keying checkpoints by scale) and
 ResidualSR (EDSR's forward). Registers no network."""
+import functools
 import math
+import operator
 
 import torch
 import torch.nn as nn
@@ -149,39 +151,54 @@ def _split_per_scale(rest):
     `<k>.` group (multi-scale layout)."""
     if any(k.count('.') == 1 for k in rest):
         return [rest]
+    return list(_groups(rest).values())
+
+
+def _groups(rest):
+    """{k: {key: tensor}} of the `<k>.*` keys of a multi-scale layout."""
     groups = {}
     for k, v in rest.items():
         i, _, r = k.partition('.')
         groups.setdefault(i, {})[r] = v
-    return list(groups.values())
+    return groups
 
 
-def remap_per_scale(state, scales, prefix, scale_of):
-    """Re-key the per-scale module `prefix` of a checkpoint for a model with `scales`.
+def _under(state, prefix):
+    """{key: tensor} of the keys under `prefix.`, without it."""
+    p = prefix + '.'
+    return {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
 
-    A single-scale model stores it as `<prefix>.*` (e.g. EDSR's `tail.0.*`
-    upsampler and `tail.1.*` conv), a multi-scale one as `<prefix>.<k>.*`.
-    Modules are matched by the scale scale_of() reads from their shapes, so
-    x2 weights land in the x2 slot of a 2+3+4 model and the reverse; unmatched
-    ones go under `<prefix>.unused<j>` (reported as not loaded). When nothing
-    matches a single-scale model the first one stays in place, so shape
-    mismatches are reported (x3 training from x2 weights).
-    """
+
+def remap_per_scale(state, scales, prefix, scale_of, many=None):
+    """Re-key the per-scale module `prefix` of a checkpoint for a model with
+    `scales`, each of the checkpoint's modules matched by the scale scale_of()
+    reads from it (see place_per_scale; `many` defaults to several scales)."""
+    rest = _under(state, prefix)
+    parts = [(scale_of(t), t) for t in _split_per_scale(rest)] if rest else []
+    return place_per_scale(state, prefix, parts, scales, len(scales) > 1 if many is None else many)
+
+
+def place_per_scale(state, prefix, parts, scales, many):
+    """`state` with its per-scale module `prefix` replaced by `parts`
+    [(scale or None, {key: tensor})], each placed where the model's module for
+    that scale is: `<prefix>.<k>.*` for its k-th scale (`many`: a ModuleList),
+    else `<prefix>.*`. Unmatched ones go under `<prefix>.unused<j>` (reported
+    as not loaded). When nothing matches a single-scale model the first one
+    stays in place, so shape mismatches are reported (x3 training from x2
+    weights, as the EDSR paper does)."""
     p = prefix + '.'
     out = {k: v for k, v in state.items() if not k.startswith(p)}
-    rest = {k[len(p):]: v for k, v in state.items() if k.startswith(p)}
-    if not rest:
+    if not parts:
         return out
-    found = _split_per_scale(rest)
     by_scale = {}
-    for t in found:
-        by_scale.setdefault(scale_of(t), t)
-    if len(scales) == 1:
-        placed = {'': by_scale.get(scales[0], found[0])}
-    else:
+    for s, t in parts:
+        by_scale.setdefault(s, t)
+    if many:
         placed = {f'{i}.': by_scale[s] for i, s in enumerate(scales) if s in by_scale}
+    else:
+        placed = {'': by_scale.get(scales[0], parts[0][1])}
     used = {id(t) for t in placed.values()}
-    for j, extra in enumerate(t for t in found if id(t) not in used):
+    for j, extra in enumerate(t for _, t in parts if id(t) not in used):
         placed[f'unused{j}.'] = extra
     for name, t in placed.items():
         out.update({p + name + k: v for k, v in t.items()})
@@ -189,51 +206,126 @@ def remap_per_scale(state, scales, prefix, scale_of):
 
 
 class MultiScale(nn.Module):
-    """A network for the scales of --scale, one selected at a time (set_scale,
-    called by the wrapper before each forward). Its per-scale modules, built
-    with per_scale() and named in `scale_modules`, are picked with at_scale()
-    and re-keyed by scale when a checkpoint is loaded (adapt_state_dict)."""
-    scale_modules = ()  # names of the per-scale modules: loading tolerates mismatches there
+    """A network for several scales (`scales`, in the order of --scale), one at
+    a time. Its per-scale modules are built with per_scale(), which records
+    the scale of each, and picked with at_scale().
+
+    From Python, `net(x, scale=3)` runs the x3 module for that call. The
+    EDSR-PyTorch way, which the training wrapper uses, is set_scale(index):
+    the index of a scale in `scales` (set_scale(2) on a 2+3+4 network is x4),
+    in force until the next set_scale.
+
+    Loading a checkpoint re-keys its per-scale modules by scale: from the
+    scales an srlab file records (its k-th module is its k-th scale,
+    from_scales), else by the network's scale_of(part) where it has one
+    (reading a foreign file's shapes), else by comparing shapes with its own
+    modules (adapt_state_dict)."""
+    scale_of = None  # optional: scale_of(part) -> the scale of one per-scale module of a foreign file
 
     def __init__(self, scales):
         super().__init__()
         self.scales = [scales] if isinstance(scales, int) else list(scales)
         self.scale_idx = 0
+        self._built = []  # (module, listed): what per_scale() made
+
+    # ---- which scale ------------------------------------------------------------
+    def __call__(self, *args, scale=None, **kwargs):
+        if scale is None:
+            return super().__call__(*args, **kwargs)
+        kept, self.scale_idx = self.scale_idx, self.index_of(scale)
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            self.scale_idx = kept
+
+    def index_of(self, scale):
+        """The index of `scale` in `scales`; a one-line ValueError for a scale the network was not built for."""
+        if scale not in self.scales:
+            raise ValueError(f'scale={scale}: this {type(self).__name__} has no x{scale}; it was built for '
+                             + ', '.join(f'x{s}' for s in self.scales) + f' (scale={tuple(self.scales)})')
+        return self.scales.index(scale)
 
     def set_scale(self, idx_scale):
-        self.scale_idx = idx_scale
+        """Select the scale of index `idx_scale` in `scales` (EDSR-PyTorch's
+        convention: an index, not a scale) for the calls that follow."""
+        try:
+            i = operator.index(idx_scale)
+        except TypeError:
+            i = -1
+        if not 0 <= i < len(self.scales):
+            raise IndexError(f'set_scale({idx_scale}): takes the index of a scale in {self.scales} '
+                             f'(0 to {len(self.scales) - 1}); for a scale itself call net(x, scale=...)')
+        self.scale_idx = i
 
     @property
     def scale(self):
         return self.scales[self.scale_idx]
 
+    # ---- per-scale modules ------------------------------------------------------
     def per_scale(self, make, listed=False):
         """make(s) for each scale: the module itself for one scale (keys
         `<name>.*`, as released single-scale weights), else an nn.ModuleList
-        (`<name>.<k>.*`); `listed`: a ModuleList even for one scale."""
+        (`<name>.<k>.*`, the k-th for the k-th scale); `listed`: a ModuleList
+        even for one scale. Assign it to an attribute of the network."""
         mods = [make(s) for s in self.scales]
-        return mods[0] if len(mods) == 1 and not listed else nn.ModuleList(mods)
+        out = mods[0] if len(mods) == 1 and not listed else nn.ModuleList(mods)
+        self._built.append((out, listed))
+        return out
+
+    @property
+    def scale_modules(self):
+        """The names of the per-scale modules (the attributes per_scale() made)."""
+        return tuple(name for name, child in self.named_children() if self._listed(child) is not None)
+
+    def _listed(self, module):
+        return next((listed for m, listed in self._built if m is module), None)
 
     def at_scale(self, module):
         """The current scale's part of a per_scale() module."""
         return module[self.scale_idx] if isinstance(module, nn.ModuleList) else module
 
-    @staticmethod
-    def scale_of(part):
-        """The scale of one per-scale module of a checkpoint ({'0.0.weight': ...}):
-        here an upsampling tail whose Upsampler is child 0."""
-        return upsampler_scale(part, '0.')
+    # ---- loading ----------------------------------------------------------------
+    def from_scales(self, state, saved_scales):
+        """A checkpoint of this network saved for `saved_scales` (srlab's files
+        record them) re-keyed for this one: its k-th per-scale module was built
+        for saved_scales[k]."""
+        saved = list(saved_scales)
+        for name in self.scale_modules:
+            rest = _under(state, name)
+            listed = len(saved) > 1 or self._listed(getattr(self, name))
+            at = {str(k): s for k, s in enumerate(saved)}  # a group beyond them: scale None, reported as not loaded
+            parts = [(at.get(i), t) for i, t in _groups(rest).items()] if listed else [(saved[0], rest)]
+            parts = parts if rest else []
+            state = place_per_scale(state, name, parts, self.scales, isinstance(getattr(self, name), nn.ModuleList))
+        return state
 
     def adapt_state_dict(self, state):
+        """A foreign checkpoint re-keyed by scale (see the class)."""
         for name in self.scale_modules:
-            state = remap_per_scale(state, self.scales, name, self.scale_of)
+            scale_of = self.scale_of or functools.partial(self.scale_by_shapes, name)
+            state = remap_per_scale(state, self.scales, name, scale_of, isinstance(getattr(self, name), nn.ModuleList))
         return state
+
+    def scale_by_shapes(self, name, part):
+        """The scale whose own module `name` has exactly the keys and shapes of
+        `part` (None when no scale, or several, do)."""
+        module = getattr(self, name)
+        own = list(module) if isinstance(module, nn.ModuleList) else [module]
+        shapes = {k: tuple(v.shape) for k, v in part.items()}
+        fits = [s for s, m in zip(self.scales, own)
+                if {k: tuple(v.shape) for k, v in m.state_dict().items()} == shapes]
+        return fits[0] if len(fits) == 1 else None
 
 
 class ResidualSR(MultiScale):
     """EDSR's shape, also RCAN's and SRResNet's: MeanShift in, head, body with
     a skip from the head, the current scale's tail, MeanShift out."""
     scale_modules = ('tail',)
+
+    @staticmethod
+    def scale_of(part):
+        """The scale of an upsampling tail of a released file (upsampling_tail: its Upsampler is child 0)."""
+        return upsampler_scale(part, '0.')
 
     def __init__(self, scale, n_colors, rgb_range, shift_mean):
         super().__init__(scale)

@@ -5,7 +5,7 @@ into a network by name with a one-line report, and writing srlab's own
 their meaning, see flags.recorded).
 
 Loading (load_into) maps BasicSR names (the network's from_basicsr) and
-per-scale modules (its adapt_state_dict). Under `strict`, any mismatch
+per-scale modules (by the scales an srlab file records, rekeyed). Under `strict`, any mismatch
 outside the per-scale modules (`scale_modules`) is an error; without it, the
 file must still give the body (the trainable tensors outside them).
 """
@@ -17,6 +17,7 @@ import torch
 import atomic
 from errors import SRLabError
 from model import flags as F
+from model import layouts, tensorfile
 
 
 def start_file(args, apath, testing):
@@ -43,8 +44,12 @@ def start_file(args, apath, testing):
 
 
 def load_file(path, flag='--pre_train'):
+    """The object in a weight file: a .safetensors file's state_dict, or
+    what torch.load reads with weights_only (never code)."""
     if not os.path.isfile(path):
         raise SRLabError(f'{flag}: file not found: {path}')
+    if tensorfile.is_safetensors(path):
+        return tensorfile.read(path, flag)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # corrupt, truncated or not a checkpoint
@@ -74,14 +79,40 @@ def _load_error(path, e):
 
 
 def file_flags(path):
-    """The flags an srlab weight file was saved with, read without loading
-    its tensors; {} for other files and for files that cannot be read (the
-    loading reports those)."""
+    """The flags an srlab weight file was saved with (read without loading
+    the tensors of a .pt file), or those a community file's layout gives
+    (layouts.detect); {} for other files and for files that cannot be read
+    (the loading reports those)."""
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-        return saved_flags(unwrap_state(obj)[0])
+        if tensorfile.is_safetensors(path):
+            obj = tensorfile.read(path)
+        else:
+            obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        state = unwrap_state(obj)[0]
+        found = None if saved_flags(state) else layouts.detect(state)
     except Exception:
         return {}
+    return found.flags if found else saved_flags(state)
+
+
+def file_kwargs(name, path):
+    """The constructor arguments of network `name` that a weight file brings:
+    the flags it records (file_flags) under their argument names, when it is
+    a file of that network ({} otherwise)."""
+    from registry import MODELS
+    saved = file_flags(path)
+    cls = MODELS.get(name)
+    if saved.get('model', MODELS.canonical(name)) != MODELS.canonical(name):
+        return {}
+    takes = F.defaults(cls)
+    args = {k: k for k in F.COMMON} | {flag: f.kwarg for flag, (f, _) in F.declared(cls).items()}
+    out = {}
+    for flag, value in saved.items():
+        arg = args.get(flag)
+        if arg in takes:
+            kind = type(takes[arg])
+            out[arg] = F.PARSERS[kind](F.flag_text(value)) if kind in F.PARSERS else value
+    return out
 
 
 def unwrap_state(obj):
@@ -98,6 +129,13 @@ def unwrap_state(obj):
     if all(k.startswith('module.') for k in state):  # saved from DataParallel/DDP
         state = with_metadata(OrderedDict((k[len('module.'):], v) for k, v in state.items()), obj)
     return state, 'plain'
+
+
+def wrapper(obj):
+    """The key a released file wraps its state_dict in ('params_ema', 'params'), or None."""
+    if isinstance(obj, dict):
+        return next((k for k in ('params_ema', 'params') if isinstance(obj.get(k), dict)), None)
+    return None
 
 
 def with_metadata(state, source):
@@ -159,17 +197,23 @@ def load_into(net, obj, source, meta, log, strict=True, flag='--pre_train'):
         raise SRLabError(f'{flag}: {source}: {e}')
     saved = saved_flags(state)  # before any re-keying, which drops the file's metadata
     check_flags(saved, meta, source, flag, log)
-    if layout == 'basicsr':
+    found = None if saved else layouts.detect(state)
+    if found:  # a community file: its network and flags come from its keys and shapes
+        layouts.check_fits(found, meta, source, flag)
+        log(layouts.describe(found, source, flag, wrapper(obj), sum(v.numel() for v in found.state.values())))
+        state, saved = found.state, found.flags
+    elif layout == 'basicsr':
         if not hasattr(net, 'from_basicsr'):
             raise SRLabError(f'{flag}: {source} has BasicSR layout, which --model {meta["model"]} cannot read')
         state = net.from_basicsr(state)
-    if hasattr(net, 'adapt_state_dict'):
-        state = net.adapt_state_dict(state)
+    state = rekeyed(net, state, saved, meta)
     own = net.state_dict()
+    if strict and not (saved or set(state) & set(own)):
+        layouts.refuse_unknown(source, flag, meta['model'], net)
     parts, confined = mismatch(state, own, per_scale(net))
     if parts and strict and not confined:
         raise SRLabError(f'{flag}: {source} does not fit --model {meta["model"]} with these flags: '
-                         + '; '.join(parts) + fit_hint(saved, meta, source))
+                         + '; '.join(parts) + fit_hint(saved, meta, source, flag))
     loaded = [k for k in own if k in state and state[k].shape == own[k].shape]
     if not strict:
         check_body(net, loaded, len(own), source, flag, meta['model'])
@@ -204,13 +248,25 @@ def scale_keys(net, k):
     return keys
 
 
-def fit_hint(saved, meta, source):
+def rekeyed(net, state, saved, meta):
+    """`state` with its per-scale modules re-keyed for `net`: by the scales a
+    file of the same network records (its k-th module was built for its k-th
+    scale), else by the network's adapt_state_dict (from shapes)."""
+    if saved.get('scale') and saved.get('model') == meta['model'] and hasattr(net, 'from_scales'):
+        return net.from_scales(state, saved['scale'])
+    return net.adapt_state_dict(state) if hasattr(net, 'adapt_state_dict') else state
+
+
+def fit_hint(saved, meta, source, flag='--pre_train'):
     """What would make a file fit: the flags it was saved with (srlab's files),
     those of the released file of its name, or the flags that size the network."""
     from model import released
     if saved:
         differ = ' '.join(f'--{k} {F.flag_text(saved[k])}' for k in differing(saved, meta))
-        return f' (it was saved with {differ}: leave out the flags that differ, it brings its own)' if differ else ''
+        if flag == 'pretrained':  # create_model: arguments, not flags
+            differ = ', '.join(f'{k}={saved[k]!r}' for k in differing(saved, meta))
+        what = 'arguments' if flag == 'pretrained' else 'flags'
+        return f' (it was saved with {differ}: leave out the {what} that differ, it brings its own)' if differ else ''
     name = os.path.basename(str(source))
     for row in (r for n in released.MODELS.names() for r in released.rows(n)):
         if row.file == name:
@@ -265,6 +321,10 @@ def check_flags(saved, meta, source, flag, log):
     on purpose (x2 weights for x4)."""
     for k in differing(saved, meta):
         note = ' (its outputs will be scaled wrongly)' if k == 'rgb_range' else ''
+        if flag == 'pretrained':  # create_model: the given argument wins
+            log(f'warning: pretrained: {source} was saved with {k}={saved[k]!r}; building with the given '
+                f'{k}={meta[k]!r}{note}')
+            continue
         log(f'{flag}: {source} was saved with --{k} {F.flag_text(saved[k])}, this run has '
             f'--{k} {F.flag_text(meta[k])}{note}')
 
