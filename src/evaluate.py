@@ -144,7 +144,11 @@ def build_parser():
       help="test sets joined with '+' (Set5+Set14+B100): folders of --hr")
     a('--scale', required=True, metavar='S[+S]', help="upscaling factor(s), joined with '+' (2+3+4)")
     a('--shave', type=int, default=None, help='border pixels ignored on each side (default: S)')
-    a('--json', default=None, help='also write results to this JSON file')
+    a('--gray_hr', default='stacked', choices=('stacked', 'own'),
+      help="how a grayscale HR file (Set14's bridge) is scored against an RGB SR image: stacked to 3 channels "
+           'and Y-converted (EDSR-PyTorch, BasicSR, RCAN) or on its own values against the SR Y mapped back to '
+           '0..255 (the SRCNN/VDSR-era MATLAB scripts)')
+    a('--json', default=None, help='also write results to this JSON file (with a provenance block)')
     a('--markdown', default=None, metavar='FILE',
       help='write the Markdown tables to FILE (several methods: also printed)')
     a('--latex', default=None, metavar='FILE', help='write the LaTeX (booktabs) table to FILE; - prints it')
@@ -205,11 +209,11 @@ def run_single(args, methods, scale):
     folders = [(n, scoring.sr_folder(spec, set_name, scale, True)) for n, spec in methods]
     single = len(args.sr) == 1 and methods[0][1] == args.sr[0]
     if single:
-        result = scoring.evaluate(folders[0][1], args.hr, scale, args.shave)
+        result = scoring.evaluate(folders[0][1], args.hr, scale, args.shave, args.gray_hr)
         multi = {'scale': scale, 'shave': scale if args.shave is None else args.shave,
                  'methods': tables.add_ranks({folders[0][0]: dict(result)})}
     else:
-        result = multi = scoring.evaluate_methods(folders, args.hr, scale, args.shave)
+        result = multi = scoring.evaluate_methods(folders, args.hr, scale, args.shave, args.gray_hr)
     print(tables.format_table(result) if single else tables.markdown_tables(multi), end='\n' if single else '')
     if args.markdown:
         write_text(tables.markdown_tables(multi), args.markdown)
@@ -217,12 +221,12 @@ def run_single(args, methods, scale):
         extra = tables.per_image_latex({set_name: {str(scale): multi['methods']}}, list(multi['methods']))
         write_text(tables.latex_table(multi) + (extra if args.per_image else ''), args.latex)
     if args.json:
-        scoring.write_json(result, args.json)
+        scoring.write_json({**result, 'provenance': where(args)}, args.json)
 
 
 def run_grid(args, methods, scales, sets):
     """Several sets or scales: one table (tables()) and the JSON {shave, sets}."""
-    grid = scoring.evaluate_grid(methods, scoring.hr_sets(args.hr, sets), scales, args.shave)
+    grid = scoring.evaluate_grid(methods, scoring.hr_sets(args.hr, sets), scales, args.shave, args.gray_hr)
     markdown, latex = tables.tables(grid, [n for n, _ in methods], args.per_image)
     print(markdown, end='')
     if args.markdown:
@@ -231,12 +235,20 @@ def run_grid(args, methods, scales, sets):
         write_text(latex, args.latex)
     if args.json:
         shave = {str(s): s if args.shave is None else args.shave for s in scales}
-        scoring.write_json({'shave': shave, 'sets': grid}, args.json)
+        scoring.write_json({'shave': shave, 'sets': grid, 'provenance': where(args)}, args.json)
+
+
+def where(args):
+    """The provenance block of the JSON (provenance.py): the scores are computed in float64 on the CPU,
+    so the device says where they were computed, not how the images were made."""
+    import provenance
+    return {**provenance.block(command=provenance.command_of(['evaluate.py'] + args.argv)), 'gray_hr': args.gray_hr}
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     scales, sets, methods = check_args(parser, args)
     try:
         with warnings.catch_warnings():

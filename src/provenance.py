@@ -14,7 +14,6 @@ import os
 import platform
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,19 +77,14 @@ def device(dev=None):
     return {**out, 'isa_limits': limits} if limits else out
 
 
-def block(precision=None, seed=None, argv=None, dev=None):
-    """The provenance block; `precision`, `seed` and the command line `argv` when a run has them."""
+def block(precision=None, seed=None, command=None, dev=None):
+    """The provenance block; `precision`, `seed` and the command line (a string, command_of) when a run has
+    them."""
     import torch
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {'srlab': commit(), 'python': platform.python_version(), 'torch': torch.__version__,
             'cuda': torch.version.cuda, 'cudnn': cudnn, 'device': device(dev), 'precision': precision,
-            'seed': seed, 'command': command(argv)}
-
-
-def command(argv=None):
-    """The command line as typed (the script's name and its arguments)."""
-    argv = sys.argv[1:] if argv is None else argv
-    return command_of([Path(sys.argv[0]).name or 'python'] + list(argv))
+            'seed': seed, 'command': command}
 
 
 def of_run(args, dev=None):
@@ -99,11 +93,11 @@ def of_run(args, dev=None):
     used = describe(args.amp, args.channels_last)
     if args.test_only and args.precision != 'single':
         used += f' (weights in {args.precision})'
-    return {**block(used, args.seed, None, dev), 'command': command_of(['main.py'] + list(args.argv)),
-            'gray_hr': args.gray_hr}
+    return {**block(used, args.seed, command_of(['main.py'] + list(args.argv)), dev), 'gray_hr': args.gray_hr}
 
 
 def command_of(argv):
+    """A command line (the tool's name and its arguments) as one string, quoted as a shell would need."""
     return shlex.join([str(a) for a in argv])
 
 

@@ -118,13 +118,16 @@ def as_pair(sr, hr):
     return sr, hr
 
 
-def evaluate(sr_dir, hr_dir, scale, shave=None):
-    """{'images': {stem: {'psnr', 'ssim'}}, 'mean': {'psnr', 'ssim'}}."""
+def evaluate(sr_dir, hr_dir, scale, shave=None, gray='stacked'):
+    """{'images': {stem: {'psnr', 'ssim'}}, 'mean': {'psnr', 'ssim'}}; `gray`: how a grayscale HR file is
+    scored (metrics.GRAY, --gray_hr)."""
     shave = scale if shave is None else shave
     hr_dir = hr_folder(hr_dir)
     images = {}
     for stem, sr_path, hr_path in match_pairs(sr_dir, hr_dir, scale):
-        sr, hr = as_pair(read_image(sr_path), read_image(hr_path))
+        hr = read_image(hr_path)
+        convention = gray if hr.ndim == 2 else 'stacked'  # (only a file that holds one channel is gray)
+        sr, hr = as_pair(read_image(sr_path), hr)
         dh = hr.shape[0] - sr.shape[0]
         dw = hr.shape[1] - sr.shape[1]
         if hr.shape != sr.shape and 0 <= dh < scale and 0 <= dw < scale:
@@ -134,7 +137,7 @@ def evaluate(sr_dir, hr_dir, scale, shave=None):
                             % (sr_path, 'x'.join(map(str, sr.shape)),
                                hr_path, 'x'.join(map(str, hr.shape))))
         try:
-            p, s = metrics.calc_metrics(sr, hr, shave)
+            p, s = metrics.calc_metrics(sr, hr, shave, convention)
         except ValueError as e:
             raise EvalError('%s: %s' % (sr_path, e))
         images[stem] = {'psnr': p, 'ssim': s}
@@ -167,12 +170,12 @@ def pattern_fields(spec):
     return [field for _, field, _, _ in string.Formatter().parse(spec) if field is not None]
 
 
-def evaluate_methods(methods, hr_dir, scale, shave=None):
+def evaluate_methods(methods, hr_dir, scale, shave=None, gray='stacked'):
     """{'scale', 'shave', 'methods': {name: {'images', 'mean', 'rank'}}}."""
     results = {}
     for name, folder in methods:
         try:
-            results[name] = evaluate(folder, hr_dir, scale, shave)
+            results[name] = evaluate(folder, hr_dir, scale, shave, gray)
         except EvalError as e:
             raise EvalError('method %s: %s' % (name, e))
     return {'scale': scale, 'shave': scale if shave is None else shave,
@@ -212,7 +215,7 @@ def sr_folder(spec, set_name, scale, only_set):
     raise EvalError('no folder %s' % ' or '.join(map(str, tried)))
 
 
-def evaluate_grid(methods, sets, scales, shave=None):
+def evaluate_grid(methods, sets, scales, shave=None, gray='stacked'):
     """{set: {str(scale): {method: {'images', 'mean', 'rank'}}}} for methods [(name, spec)],
     sets [(set name, HR folder)] and scales; every folder is found before any image is read."""
     plan = []
@@ -229,7 +232,7 @@ def evaluate_grid(methods, sets, scales, shave=None):
     grid = {}
     for set_name, hr_dir, scale, name, folder in plan:
         try:
-            result = evaluate(folder, hr_dir, scale, shave)
+            result = evaluate(folder, hr_dir, scale, shave, gray)
         except (EvalError, OSError) as e:
             raise EvalError('method %s, %s x%d: %s' % (name, set_name, scale, e))
         grid.setdefault(set_name, {}).setdefault(str(scale), {})[name] = result

@@ -921,7 +921,8 @@ def main(argv=None):
         else:
             s.work.cleanup()
     res['wall_s'] = time.perf_counter() - t0
-    res['provenance'] = provenance.block('per option (see options)', 0, argv, s.work.device)
+    command = provenance.command_of(['speed.py'] + list(sys.argv[1:] if argv is None else argv))
+    res['provenance'] = provenance.block('per option (see options)', 0, command, s.work.device)
     Report.summary(res)
     if o.json:
         Report.write_json(res, o.json)

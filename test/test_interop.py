@@ -272,6 +272,19 @@ def test_demo_upscales_with_a_community_file(files, exp_name, demo, cache):
     assert len(written) == 1 and iio.imread(written[0]).shape == (52, 44, 3)
 
 
+def test_video_upscales_with_a_community_file(files, exp_name, tmp_path):
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        iio.imwrite(frames / f'{i:04d}.png', rng.integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    name = exp_name('interop_video')
+    code, out, err = run_main(['--pre_train', files['vgg'], '--test_only', '--data_test', 'video', '--dir_demo',
+                               frames, '--save', name, '--cpu', '--n_threads', '0'])
+    assert code == 0, err
+    assert 'SRVGGNetCompact in the Real-ESRGAN layout' in out and list((EXP / name).glob('*_x4.mp4'))
+
+
 # ---- refusals: one line, exit 2 -------------------------------------------------------
 def refused(argv, demo, cache):
     code, out, err = run_main([*argv, '--test_only', '--data_test', 'Demo', '--dir_demo', demo, '--cpu',

@@ -110,14 +110,26 @@ def test_bicubic_set14_x2_with_each_grayscale_convention(capsys, saves):
     """Set14's bridge is a grayscale file: stacked and Y-converted (EDSR-PyTorch's convention) it scores
     1.32 dB above its own values (the SRCNN/VDSR-era MATLAB scripts, whose Bicubic row is the published
     30.24); man.png, an RGB file of equal channels, is Y-converted in both."""
-    got = {}
+    import evaluate
+    got, saved = {}, None
     for gray in ('stacked', 'own'):
         save = saves()
         code, out, err = run_main(['--model', 'Bicubic', '--scale', '2', '--data_test', 'Set14', '--dir_data', SHARED,
-                                   '--test_only', '--gray_hr', gray, '--save', save, '--n_threads', '0'], capsys)
+                                   '--test_only', '--gray_hr', gray, '--save', save, '--n_threads', '0']
+                                  + (['--save_results'] if saved is None else []), capsys)
         assert code == 0, err
+        saved = saved or REPO / 'experiment' / save
         res = json.loads((REPO / 'experiment' / save / 'results.json').read_text())
         assert res['provenance']['gray_hr'] == gray
         got[gray] = res['Set14']['2']['psnr']
     assert round(got['stacked'], 2) == 30.32 and round(got['own'], 2) == 30.23  # published (own values): 30.24
     assert abs((got['stacked'] - got['own']) * 14 - 1.32) < 0.02  # one image of 14 moves by 1.32 dB
+    # evaluate.py scores the saved images the same way under each flag, and its JSON says which
+    for gray in ('stacked', 'own'):
+        out = saved / f'eval_{gray}.json'
+        assert evaluate.main(['--hr', str(SHARED / 'benchmark'), '--sets', 'Set14', '--scale', '2', '--sr',
+                              f'Bicubic={saved}', '--gray_hr', gray, '--json', str(out)]) == 0
+        res = json.loads(out.read_text())
+        assert abs(res['sets']['Set14']['2']['Bicubic']['mean']['psnr'] - got[gray]) < 1e-9
+        assert res['provenance']['gray_hr'] == gray and res['provenance']['command'].startswith('evaluate.py --hr')
+    capsys.readouterr()

@@ -49,14 +49,14 @@ class MSE(Term):
 
 
 def parse_loss(text):
-    """'1*L1+0.5*MSE' -> [(1.0, 'L1'), (0.5, 'MSE')]; ValueError naming --loss."""
+    """'1*L1+0.5*mse' -> [(1.0, 'L1'), (0.5, 'MSE')] (names as registered); ValueError naming --loss."""
     out = []
     for part in str(text).split('+'):
         m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*\*\s*([A-Za-z][A-Za-z0-9_]*)\s*', part)
         if not m:
             raise ValueError(f"--loss: '{part}' in '{text}' is not of the form <weight>*<term>, e.g. 1*L1")
-        w, name = float(m.group(1)), m.group(2)
-        if LOSSES.canonical(name) != name:
+        w, name = float(m.group(1)), LOSSES.canonical(m.group(2)) or m.group(2)
+        if name not in LOSSES:
             raise ValueError(f"--loss: unknown term '{name}' (known: {', '.join(LOSSES.names())})"
                              + did_you_mean(name, LOSSES.names()))
         if w <= 0:

@@ -156,10 +156,14 @@ class Adversarial(Term):
 
     # ---- saved with the run -------------------------------------------------
     def get_extra_state(self):
-        return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(), 'log': self.log}
+        scaler = self.stepper.scaler  # fp16: the discriminator's own gradient scaler
+        return {'optimizer': self.optimizer.state_dict(), 'scheduler': self.scheduler.state_dict(), 'log': self.log,
+                'scaler': scaler.state_dict() if scaler is not None else None}
 
     def set_extra_state(self, state):
         self.optimizer.load_state_dict(state['optimizer'])
+        if state.get('scaler') and self.stepper.scaler is not None:
+            self.stepper.scaler.load_state_dict(state['scaler'])
         if 'scheduler' in state:
             self.scheduler.load_state_dict(state['scheduler'])
         else:  # saved before the scheduler: the epoch count is here

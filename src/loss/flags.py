@@ -68,7 +68,7 @@ def command_line():
 
 
 def term_kwargs(name, args):
-    """The keyword arguments of term `name` from the run's flags: the one place where flags become a term's arguments."""
+    """The keyword arguments of term `name` from the run's flags (the one place where flags become them)."""
     cls = LOSSES.get(name)
     takes = parameters(cls)
     kwargs = {k: getattr(args, k) for k in COMMON if k in takes}

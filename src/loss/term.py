@@ -52,6 +52,9 @@ class Term(nn.Module):
             raise TypeError(f'{cls.__name__}: {", ".join(wrong)} looks like a misspelt hook, which would never '
                             f'run (the hooks: {", ".join(HOOKS)})')
 
+    def __init__(self):  # a term without arguments of its own takes none
+        super().__init__()
+
     @property
     def label(self):
         """The term's name in logs and plot files."""

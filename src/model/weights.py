@@ -1,5 +1,7 @@
 """Weight files: reading them (plain state_dicts of the EDSR-PyTorch family,
-BasicSR's {'params' | 'params_ema': ...}, DataParallel names), loading them
+BasicSR's {'params' | 'params_ema': ...}, DataParallel names; .pt through
+torch.load(weights_only=True), .safetensors through model.tensorfile: never
+code; community ESRGAN-family files recognised by their keys, model.layouts), loading them
 into a network by name with a one-line report, and writing srlab's own
 (plain state_dicts whose `_metadata` records the flags that give the weights
 their meaning, see flags.recorded).
