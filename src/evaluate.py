@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import provenance
 import scoring
 import tables
 from data import common
@@ -221,7 +222,8 @@ def run_single(args, methods, scale):
         extra = tables.per_image_latex({set_name: {str(scale): multi['methods']}}, list(multi['methods']))
         write_text(tables.latex_table(multi) + (extra if args.per_image else ''), args.latex)
     if args.json:
-        scoring.write_json({**result, 'provenance': where(args)}, args.json)
+        scoring.write_json({**result, 'provenance': provenance.of_tool('evaluate.py', args.argv, gray_hr=args.gray_hr)},
+                           args.json)
 
 
 def run_grid(args, methods, scales, sets):
@@ -235,14 +237,8 @@ def run_grid(args, methods, scales, sets):
         write_text(latex, args.latex)
     if args.json:
         shave = {str(s): s if args.shave is None else args.shave for s in scales}
-        scoring.write_json({'shave': shave, 'sets': grid, 'provenance': where(args)}, args.json)
-
-
-def where(args):
-    """The provenance block of the JSON (provenance.py): the scores are computed in float64 on the CPU,
-    so the device says where they were computed, not how the images were made."""
-    import provenance
-    return {**provenance.block(command=provenance.command_of(['evaluate.py'] + args.argv)), 'gray_hr': args.gray_hr}
+        scoring.write_json({'shave': shave, 'sets': grid,
+                            'provenance': provenance.of_tool('evaluate.py', args.argv, gray_hr=args.gray_hr)}, args.json)
 
 
 def main(argv=None):

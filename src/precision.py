@@ -7,7 +7,7 @@ forward alone for a --test_only run) in each candidate:
   CUDA: fp32, and bf16 autocast where the GPU supports it (else fp16)
 and keeps the fastest; a candidate must be more than MARGIN faster than fp32
 to win. One log line gives the rates and the choice. The choice replaces
---amp (and --channels_last) in the run's flags, so it is saved in state.pt:
+--amp (and --channels_last) in the run's flags, so it is saved with the run's state:
 `--load <run> --resume -1` keeps it, even with --amp auto given again. The
 timing runs on a throwaway copy of the network under torch.random.fork_rng:
 the run's random numbers (its initial weights) are those of a run that was

@@ -96,6 +96,12 @@ def of_run(args, dev=None):
     return {**block(used, args.seed, command_of(['main.py'] + list(args.argv)), dev), 'gray_hr': args.gray_hr}
 
 
+def of_tool(name, argv, **extra):
+    """The block of a tool's run (evaluate.py: scores computed in float64 on the CPU, so the device says
+    where they were computed, not how the images were made); `extra`: its own settings."""
+    return {**block(command=command_of([name] + list(argv))), **extra}
+
+
 def command_of(argv):
     """A command line (the tool's name and its arguments) as one string, quoted as a shell would need."""
     return shlex.join([str(a) for a in argv])

@@ -45,6 +45,10 @@ def test_recipe_flags_parse(name, tmp_path, monkeypatch):
     cmd = recipes()[name].replace('$DATA', str(data)).replace('$BENCH', bench).replace('$CLASSIC', str(data))
     argv = shlex.split(cmd)[2:]
     monkeypatch.chdir((tmp_path / 'src').mkdir() or tmp_path / 'src')  # recipes run in src/
+    if '--data_test' in argv and argv[argv.index('--data_test') + 1] == 'video':  # a stand-in clip
+        clip = Path(argv[argv.index('--dir_demo') + 1])
+        clip.parent.mkdir(parents=True, exist_ok=True)
+        clip.write_bytes(b'')
     if '--pre_train' in argv and argv[argv.index('--pre_train') + 1] != 'download':
         weights = Path(argv[argv.index('--pre_train') + 1])
         weights.parent.mkdir(parents=True)

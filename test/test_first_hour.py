@@ -114,7 +114,7 @@ def test_load_resume_alone_takes_the_saved_flags(copy, cache):
     assert st['flags']['lr'] == state0['flags']['lr'] == 3e-4 and st['flags']['dir_cache'] == cache
     # a flag given on resume still goes through the identity check: refused, or applied and logged
     code, out, err = run_main(['--load', name, '--resume', '-1', '--epochs', '4', '--n_feats', '16'])
-    assert code == 1 and len(lines(err)) == 1 and '--n_feats 8 -> 16' in lines(err)[0], err
+    assert code == 2 and len(lines(err)) == 1 and '--n_feats 8 -> 16' in lines(err)[0], err  # before any data
     code, out, err = run_main(['--load', name, '--resume', '-1', '--epochs', '4', '--print_every', '1'])
     assert code == 0 and 'Changed since the saved session: --epochs 3 -> 4; --print_every 3 -> 1' in out, out
 
@@ -181,7 +181,7 @@ def test_mistakes_in_the_command_exit_2_and_failures_at_run_time_exit_1(run, tmp
              (['--pre_train', tmp_path / 'none.pt', '--save', exp_name('x')], 2, 'file not found'),
              (['--load', 'pytest_no_such_run', '--resume', '-1'], 2, "no run named 'pytest_no_such_run'"),
              (['--model', 'EDRS', '--save', exp_name('x')], 2, 'did you mean EDSR?'),
-             (['--data_test', 'set5', '--dir_data', REPO.parent / 'shared' / 'data', '--save', exp_name('x')], 2,
+             (['--data_test', 'Sett5', '--dir_data', REPO.parent / 'shared' / 'data', '--save', exp_name('x')], 2,
               'did you mean Set5?'),
              (['--data_train', 'Folder', '--dir_train', tmp_path / 'nowhere', '--save', exp_name('x')], 1,
               'folder not found')]
