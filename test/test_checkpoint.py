@@ -130,7 +130,8 @@ def test_results_json_and_psnr_plots(tmp_path):
     results = {'SetA': {'2': {'psnr': 30.5, 'ssim': 0.9, 'seconds_per_image': 0.1}}}
     ev.add('SetA', 2, results['SetA']['2'])
     ev.write_results()
-    assert json.loads((tmp_path / 'run' / 'results.json').read_text()) == results
+    written = json.loads((tmp_path / 'run' / 'results.json').read_text())
+    assert written.pop('provenance')['precision'] == 'fp32' and written == results  # and where they came from
     log = torch.cat([torch.tensor([[[30.0 + epoch, 28.0], [25.0, 24.0 + epoch]]]) for epoch in (1, 2)])
     ev.load_state_dict({'psnr_log': log, 'best': {}, 'bicubic': {}, 'results': results})
     # a save: exported files (weights, psnr_log.pt and plots), then state.pt

@@ -81,7 +81,10 @@ def run(capsys):
         save = f'_test_video_{os.getpid()}_{len(saves)}'
         saves.append(save)
         argv = ['--test_only', '--data_test', 'video', '--save', save, '--cpu', '--n_threads', '0', '--reset']
-        code = main.main(argv + [str(a) for a in args])
+        try:
+            code = main.main(argv + [str(a) for a in args])
+        except SystemExit as e:  # a command-line mistake (exit 2)
+            code = e.code
         out, err = capsys.readouterr()
         return code, REPO / 'experiment' / save, out, err
 
@@ -204,5 +207,5 @@ def test_errors(tmp_path, run, kind, clip):
     named = {'bad_codec': 'clip_x2.mp4', 'bad_crf': '--video_crf', 'hr_size': 'clip.mkv',
              'frame_size': '06.png'}.get(kind, str(path))
     assert named in lines[0], lines[0]
-    assert d.is_dir() != (kind == 'bad_crf')  # a usage error refuses the start: no run folder
+    assert d.is_dir() != (kind in ('bad_crf', 'missing'))  # a usage error refuses the start: no run folder
     assert not [p for p in os.listdir(d) if p.endswith(('.mp4', '.tmp'))] if d.is_dir() else True
