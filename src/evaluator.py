@@ -86,16 +86,16 @@ class Evaluator:
             self.figures = figures.FigureWriter(args, ckp)
 
     # ---- testing --------------------------------------------------------------
-    def run(self, model, epoch, shard=False, check_signal=None, minutes=None):
+    def run(self, model, epoch, shard=False, check_signal=None, clock=None):
         """Test every set and scale, then report them (the log lines, the
-        table, results.json). minutes: the training minutes so far (the x of
-        psnr_minutes.png; None: --test_only)."""
+        table, results.json). clock: the training clock's summary (Clock.summary:
+        its minutes so far, the x of psnr_minutes.png, and steps; None: --test_only)."""
         self.ckp.write_log('\nEvaluation:')
         self.epoch, t0 = epoch, time.perf_counter()
         tested = self.score(model, shard, check_signal)
-        if minutes is not None:
-            for t in tested:
-                t.entry['train_minutes'] = round(minutes, 3)
+        minutes = None if clock is None else clock['train_minutes']
+        for t in tested:
+            t.entry.update(clock or {})
         self.report(tested, epoch, minutes)
         self.ckp.write_log(f'Testing took {time.perf_counter() - t0:.1f} s'
                            + (f' (after {minutes:.1f} min of training)' if minutes is not None else ''))

@@ -131,6 +131,9 @@ def build_parser(network=True):
     a('--epochs', type=int, default=300, help='epochs to train (0: unbounded)')
     a('--time_budget', type=float, default=0, help='minutes of training (steps and their data; not tests, saves or '
       'caching) after which the run tests, saves and ends; a resumed run has what is left (0: none)')
+    a('--steps', default='0', help='the run is N training steps (the schedule spans exactly them; epochs of '
+      '--test_every steps, the last one shorter; the time budget stops nothing), or auto: N fitted to '
+      '--time_budget from the rate of the --warmup steps, saved, logged and in results.json (0: --epochs)')
     a('--batch_size', type=int, default=16, help='batch size')
     a('--self_ensemble', action='store_true', help='x8 geometric self-ensemble at test time')
     a('--test_only', action='store_true', help='only evaluate')
@@ -227,6 +230,25 @@ def _decay(text):
         raise OptionError(f"{e} or a schedule ({', '.join(names)}){did_you_mean(text, names)}") from None
 
 
+def _steps(args):
+    """--steps N (the epochs that hold them) or auto (needs a budget to fit and a warmup to time)."""
+    from clock import FIT_FROM
+    text = str(args.steps).strip().lower()
+    if text == 'auto':
+        if not args.time_budget:
+            raise OptionError('--steps auto: fits the step count to --time_budget; give --time_budget MINUTES')
+        if args.warmup < 2 * FIT_FROM:
+            raise OptionError(f'--steps auto: times the --warmup steps; needs --warmup {2 * FIT_FROM} or more, '
+                              f'got {args.warmup}')
+        args.steps, args.epochs = 'auto', int(1e8)
+        return
+    if not text.isdigit():
+        raise OptionError(f"--steps: '{args.steps}' must be a number of steps or auto")
+    args.steps = int(text)
+    if args.steps:
+        args.epochs = -(-args.steps // args.test_every)  # the epochs holding them (the last one shorter)
+
+
 def _schedule_end(args):
     """A schedule that follows the run's progress needs the run to have an end; --warmup counts steps."""
     import schedule
@@ -312,6 +334,7 @@ def _numbers(args):
             raise OptionError(f'{flag}: must not be negative, got {val}')
     if not 0 <= args.time_budget < float('inf'):
         raise OptionError(f'--time_budget: must be a non-negative number of minutes, got {args.time_budget}')
+    _steps(args)
     _schedule_end(args)
     if args.lr >= FLOAT32_MAX:
         raise OptionError(f'--lr: {args.lr:g} is beyond the float32 range of the weights')

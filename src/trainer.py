@@ -40,8 +40,7 @@ class Trainer:
         self.stepper = Stepper.from_args(args, my_model.get_model(), self.device, world)
         my_model.setup_speed(ddp=world.distributed)
         torch.backends.cudnn.benchmark = self.device.type == 'cuda'  # fixed training shapes
-        n = len(self.loader_train)  # iterations per epoch
-        self.clock = Clock(args.time_budget, args.epochs * n if args.epochs < 1e8 else None, world, self.device, n)
+        self.clock = Clock.from_args(args, len(self.loader_train), world, self.device, ckp.write_log)
         parts = [Flags(args, ckp.write_log, my_model.meta), Keyed('model', my_model), self.stepper,
                  LossState(my_loss), self.evaluator, self, self.clock, RNG()]
         self.run_state = RunState(ckp.dir, parts, ckp.write_log)
@@ -132,8 +131,8 @@ class Trainer:
                 counts[idx_scale] += 1
                 accepted += self.step(lr, hr, idx_scale, names)
                 t_model += time.perf_counter() - t
-                self.clock.tick()
-                self.stepper.advance(self.clock.position((epoch - 1) * len(loader) + batch + 1))
+                self.clock.tick(done := (epoch - 1) * len(loader) + batch + 1)
+                self.stepper.advance(self.clock.position(done))
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',
                                 lr=f'{self.stepper.lr():.1e}')
@@ -144,8 +143,8 @@ class Trainer:
                         quiet=not bar.disable)  # printed when there is no progress bar (not a terminal)
                     t_data = t_model = 0.0
                 self.signals.check()
-                if self.clock.spent():
-                    self.ckp.write_log(f'--time_budget spent ({self.clock.describe()}): testing and saving')
+                if stop := self.clock.stop(done):  # --steps done, or --time_budget spent
+                    self.ckp.write_log(f'{stop}: testing and saving')
                     break
                 t = time.perf_counter()
         return counts, accepted
@@ -173,7 +172,6 @@ class Trainer:
             self.stepper.check_skips()
         return False
 
-    # ---- testing -----------------------------------------------------------------
     @torch.no_grad()
     def test(self):
         """Under torchrun every rank tests its share of each set and the sums
@@ -183,16 +181,15 @@ class Trainer:
         if self.world.main or shard:
             averaged = self.stepper.averaged() if self.stepper else contextlib.nullcontext()
             with averaged, autocast(self.args.amp, self.device):
-                minutes = None if self.args.test_only else self.clock.seconds / 60  # (no clock when only testing)
-                check = None if minutes is None else self.signals.check
-                self.evaluator.run(self.model, self.epoch, shard, check, minutes)
+                clock = None if self.args.test_only else self.clock.summary()  # (no clock when only testing)
+                self.evaluator.run(self.model, self.epoch, shard, clock and self.signals.check, clock)
         self.tested = True
         if not self.args.test_only:
             self.save(is_best=self.evaluator.is_best(self.epoch))
         self.world.barrier()
 
     def finished(self):
-        return self.epoch >= self.args.epochs or self.clock.spent()
+        return self.epoch >= self.args.epochs or self.clock.finished()
 
     def terminate(self):
         if self.args.test_only or not self.tested:  # (not tested: resumed after an interruption during test())
