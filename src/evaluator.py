@@ -86,13 +86,14 @@ class Evaluator:
             self.figures = figures.FigureWriter(args, ckp)
 
     # ---- testing --------------------------------------------------------------
-    def run(self, model, epoch, shard=False, check_signal=None, clock=None):
+    def run(self, model, epoch, shard=False, check_signal=None, clock=None, only=None):
         """Test every set and scale, then report them (the log lines, the
         table, results.json). clock: the training clock's summary (Clock.summary:
-        its minutes so far, the x of psnr_minutes.png, and steps; None: --test_only)."""
+        its minutes so far, the x of psnr_minutes.png, and steps; None: --test_only); only: the names of
+        the sets to test (None: every set; --curve_sets between a run's final tests)."""
         self.ckp.write_log('\nEvaluation:')
         self.epoch, t0 = epoch, time.perf_counter()
-        tested = self.score(model, shard, check_signal)
+        tested = self.score(model, shard, check_signal, only)
         minutes = None if clock is None else clock['train_minutes']
         for t in tested:
             t.entry.update(clock or {})
@@ -100,11 +101,11 @@ class Evaluator:
         self.ckp.write_log(f'Testing took {time.perf_counter() - t0:.1f} s'
                            + (f' (after {minutes:.1f} min of training)' if minutes is not None else ''))
 
-    def score(self, model, shard=False, check_signal=None):
-        """[Tested] for every test set and scale, in order."""
+    def score(self, model, shard=False, check_signal=None, only=None):
+        """[Tested] for every test set (of `only`, when given) and scale, in order."""
         model.eval()
         tested = []
-        for loader in self.loaders:
+        for loader in (d for d in self.loaders if only is None or d.dataset.name in only):
             if shard:
                 loader.set_shard(self.world.rank, self.world.world_size)
             for idx_scale, scale in enumerate(self.scales):
@@ -189,6 +190,7 @@ class Evaluator:
         log, results.json and the table of what was tested."""
         names = self.names()
         row = torch.zeros(1, len(names), len(self.scales))
+        row[0, [i for i, n in enumerate(names) if n not in {t.set for t in tested}]] = float('nan')  # not tested
         for t in tested:
             self.record(t.set, t.scale, t.entry, epoch, t.written)
             if 'psnr' in t.entry:

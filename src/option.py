@@ -90,6 +90,8 @@ def build_parser(network=True):
     a('--ext', default='sep', help='img: decode every access; sep: cache decoded arrays (add -reset to rebuild)')
     a('--scale', default='4', help="scales joined with '+', e.g. 2+3+4")
     a('--patch_size', type=int, default=192, help='HR patch size for training')
+    a('--lr_patch', type=int, default=0, help='training LR patch side at every scale: the HR patch is it x the '
+      "batch's scale (EDSR's 48 at x2, x3 and x4); 0: --patch_size / scale")
     a('--rgb_range', type=int, default=255, help='pixel value range fed to the network')
     a('--n_colors', type=int, default=3, help='1 (Y) or 3 (RGB)')
     a('--degradation', default='BI', type=str.upper, choices=('BI', 'BD', 'DN'),
@@ -135,6 +137,8 @@ def build_parser(network=True):
       '--test_every steps, the last one shorter; the time budget stops nothing), or auto: N fitted to '
       '--time_budget from the rate of the --warmup steps, saved, logged and in results.json (0: --epochs)')
     a('--batch_size', type=int, default=16, help='batch size')
+    a('--curve_sets', default='', help="the --data_test sets tested between a run's tests of every set (the "
+      "curve's points, cheaper), joined with '+'; the final test is always of every set (default: every set)")
     a('--self_ensemble', action='store_true', help='x8 geometric self-ensemble at test time')
     a('--test_only', action='store_true', help='only evaluate')
     # optimization
@@ -384,7 +388,9 @@ def _choices(args):
     if opt not in ('SGD', 'ADAM', 'RMSPROP'):
         raise OptionError(f"--optimizer: unknown optimizer '{args.optimizer}' (SGD, ADAM, RMSprop)")
     args.optimizer = {'SGD': 'SGD', 'ADAM': 'ADAM', 'RMSPROP': 'RMSprop'}[opt]
-    if args.patch_size < max(args.scale) and not args.test_only:
+    if args.lr_patch < 0:
+        raise OptionError(f'--lr_patch: must not be negative, got {args.lr_patch}')
+    if args.patch_size < max(args.scale) and not args.test_only and not args.lr_patch:
         raise OptionError(f'--patch_size: {args.patch_size} is smaller than scale {max(args.scale)}')
     ext = args.ext.split('-')
     if ext[0] not in ('img', 'sep') or ext[1:] not in ([], ['reset']):
@@ -397,6 +403,10 @@ def _datasets(args):
     if not args.data_test:
         raise OptionError('--data_test: no dataset given')
     args.data_train = _set_names('--data_train', args.data_train, args.dir_data, check=not args.test_only)
+    args.curve_sets = _set_names('--curve_sets', args.curve_sets, args.dir_data) or None
+    other = [n for n in args.curve_sets or () if n not in args.data_test]
+    if other:
+        raise OptionError(f"--curve_sets: {', '.join(other)} not among --data_test {'+'.join(args.data_test)}")
     for flag, names in (('--data_test', args.data_test), ('--data_train', args.data_train)):
         if data.VIDEO in names and (flag == '--data_train' or len(names) > 1):
             raise OptionError(f'{flag}: video is a test-only set and cannot be combined with others')
@@ -411,7 +421,7 @@ def _set_names(flag, text, dir_data, check=True):
     `check`: a --data_train that a --test_only run does not read is kept as typed)."""
     import data
     out = []
-    for name in (d for d in str(text).split('+') if d):
+    for name in (d for d in str(text or '').split('+') if d):
         spelt = data.canonical(name, dir_data)
         if spelt is None and check:
             raise OptionError(f"{flag}: unknown dataset '{name}': no src/data/{name.lower()}.py and no folder "

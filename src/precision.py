@@ -79,7 +79,7 @@ def input_shape(args, world):
     --patch_size-sized LR image for --test_only."""
     if args.test_only:
         return (1, args.n_colors, args.patch_size, args.patch_size)
-    side = args.patch_size // args.scale[0]
+    side = args.lr_patch or args.patch_size // args.scale[0]
     return (max(args.batch_size // world.world_size, 1), args.n_colors, side, side)
 
 

@@ -49,7 +49,7 @@ PREV = FILE + '.prev'
 
 # flags that define the data, the loss and the optimizer: a resume must keep them, and the
 # network's own (what its weights record, model.flags.recorded)
-IDENTITY = ('data_train', 'data_range', 'patch_size', 'batch_size', 'no_augment', 'augment_scales', 'degradation',
+IDENTITY = ('data_train', 'data_range', 'patch_size', 'lr_patch', 'batch_size', 'no_augment', 'augment_scales', 'degradation',
             'imresize_border', 'blur_sigma', 'noise_level', 'loss', 'gan_arch', 'optimizer', 'seed')
 # flags that never count as a change (how this session was started)
 SESSION = ('argv', 'load', 'save', 'resume', 'reset', 'template', 'test_only', 'pre_train', 'extend')

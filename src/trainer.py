@@ -182,7 +182,8 @@ class Trainer:
             averaged = self.stepper.averaged() if self.stepper else contextlib.nullcontext()
             with averaged, autocast(self.args.amp, self.device):
                 clock = None if self.args.test_only else self.clock.summary()  # (no clock when only testing)
-                self.evaluator.run(self.model, self.epoch, shard, clock and self.signals.check, clock)
+                only = None if self.args.test_only or self.finished() else self.args.curve_sets  # (None: all)
+                self.evaluator.run(self.model, self.epoch, shard, clock and self.signals.check, clock, only)
         self.tested = True
         if not self.args.test_only:
             self.save(is_best=self.evaluator.is_best(self.epoch))

@@ -491,3 +491,16 @@ def test_a_set_smaller_than_the_patch_names_the_patch_that_fits(tmp_path, t91):
     assert msg.endswith('--patch_size 52 or smaller would fit'), msg
     assert not [w for w in caught if 'smaller than the patch' in str(w.message)]
     make_dataset(classic_args(tmp_path, patch='52'), 'T91', train=True)  # and it does
+
+
+def test_lr_patch_is_one_lr_patch_at_every_scale(tmp_path):
+    """--lr_patch P: the batch's HR patch is P x its scale, so every scale trains on P x P inputs."""
+    args = option.parse_args(['--model', 'EDSR', '--scale', '2+3+4', '--data_train', 'Sample', '--data_test', 'Sample',
+                              '--lr_patch', '12', '--batch_size', '2', '--n_threads', '0', '--dir_cache',
+                              str(tmp_path), '--test_every', '4'])
+    ds = make_dataset(args, 'Sample', train=True)
+    for si, s in enumerate((2, 3, 4)):
+        lr, hr, _, _ = ds[(0, si, 7)]
+        assert tuple(lr.shape[1:]) == (12, 12) and tuple(hr.shape[1:]) == (12 * s, 12 * s)
+    with pytest.raises(SystemExit):
+        option.parse_args(['--lr_patch', '-1'])

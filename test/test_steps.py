@@ -100,3 +100,24 @@ def test_a_fitted_count_survives_a_resume():
 def test_bad_steps_are_one_line(capsys, flags, text):
     code, out, err = run_main(TINY + flags, capsys)
     assert code == 2 and err.count('\n') == 1 and text in err, err
+
+
+def test_curve_sets_test_between_and_every_set_at_the_end(capsys, saves, tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+    hr = tmp_path / 'benchmark' / 'Mini' / 'HR'
+    hr.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        iio.imwrite(hr / f'{i}.png', rng.integers(0, 256, (40, 44, 3), dtype=np.uint8))
+    save = saves()
+    code, out, err = run_main(TINY + ['--data_test', 'Sample+Mini', '--dir_data', tmp_path, '--curve_sets', 'Sample',
+                                      '--epochs', '3', '--test_every', '2', '--save', save], capsys)
+    assert code == 0, err
+    assert out.count('[Sample x2]') == 3 and out.count('[Mini x2]') == 1  # Mini only in the final test
+    log = torch.load(REPO / 'experiment' / save / 'psnr_log.pt', weights_only=True)
+    assert log.shape == (3, 2, 1) and torch.isnan(log[:2, 1]).all() and not torch.isnan(log[2]).any()
+    assert not torch.isnan(log[:, 0]).any()
+    code, out, err = run_main(TINY + ['--data_test', 'Sample', '--dir_data', tmp_path, '--curve_sets', 'Mini',
+                                      '--save', saves()], capsys)
+    assert code == 2 and '--curve_sets: Mini not among --data_test Sample' in err, err

@@ -309,7 +309,7 @@ class SRData(Dataset):
         whether each image fits; see __getitem__). See fit_patch."""
         sides = {hr: [min(self._shape(self.images_lr[si][i], self._kind(s))) for si, s in enumerate(self.scale)]
                  for i, hr in enumerate(self.images_hr) if hr not in bad}
-        fit = fit_patch(self.name, self.dir_hr, sides, self.scale, self.args.patch_size)
+        fit = fit_patch(self.name, self.dir_hr, sides, self.scale, [self.patch(s) for s in self.scale])
         bad.update(hr for hr, ok in fit.items() if not any(ok))
         self.fits = [np.array([fit[hr][si] for hr in self.images_hr if hr not in bad], bool)
                      for si in range(len(self.scale))]
@@ -318,6 +318,10 @@ class SRData(Dataset):
         if partial:
             warnings.warn(f'{self.name}: images smaller than the patch at some scales are used at the scales '
                           f'where they fit ({", ".join(partial)})', stacklevel=2)
+
+    def patch(self, s):
+        """The HR patch side at scale s: --lr_patch x s (one LR patch at every scale), else --patch_size."""
+        return self.args.lr_patch * s if self.args.lr_patch else self.args.patch_size
 
     def _shape(self, path, kind):
         if self.ext == 'sep':
@@ -370,7 +374,7 @@ class SRData(Dataset):
         noisy = self.degradation.noisy and lr_path not in self.lr_given
         if self.train:
             rng = np.random.default_rng(seed)
-            lr, hr = common.get_patch(lr, hr, self.args.patch_size, s, rng)
+            lr, hr = common.get_patch(lr, hr, self.patch(s), s, rng)
             if not self.args.no_augment:
                 lr, hr = common.augment([lr, hr], rng)
             if noisy:  # DN: a new draw for every patch
@@ -382,27 +386,34 @@ class SRData(Dataset):
 
 
 def fit_patch(name, folder, sides, scales, patch):
-    """{image: [fits the --patch_size `patch` at each scale]} for `sides`
-    ({image: its LR image's shorter side at each scale}). Images that fit no
-    scale are named in one warning line; when no image is large enough at
-    all, or at one scale, a DataError names the --patch_size that would fit."""
-    fit = {hr: [side >= patch // s for side, s in zip(lr, scales)] for hr, lr in sides.items()}
+    """{image: [fits the HR patch at each scale]} for `sides` ({image: its LR
+    image's shorter side at each scale}); `patch`: --patch_size, or the HR
+    patch of each scale (--lr_patch). Images that fit no scale are named in
+    one warning line; when no image is large enough at all, or at one scale,
+    a DataError names the --patch_size that would fit."""
+    patches = list(patch) if isinstance(patch, (list, tuple)) else [patch] * len(scales)
+    uniform = len(set(patches)) == 1
+
+    def lr_side(si):  # the LR patch at scale index si, as the flags give it
+        s, p = scales[si], patches[si]
+        return f'{p // s} = --patch_size {p} / {s}' if uniform else f'--lr_patch {p // s}'
+    fit = {hr: [side >= p // s for side, s, p in zip(lr, scales, patches)] for hr, lr in sides.items()}
     small = [hr for hr, ok in fit.items() if not any(ok)]
     if not sides:
         return fit  # no image at all: 'no usable images left' (SRData._prepare)
     best = min(max(lr[si] for lr in sides.values()) * s for si, s in enumerate(scales))
     hint = f'--patch_size {best} or smaller would fit' if best else 'no --patch_size would fit'
     if len(small) == len(sides):
-        raise DataError(f'{name}: no usable images in {folder}: all {len(small)} are smaller than the --patch_size '
-                        f'{patch} patch at every scale; {hint}')
+        what = f'--patch_size {patches[0]}' if uniform else lr_side(0)
+        raise DataError(f'{name}: no usable images in {folder}: all {len(small)} are smaller than the {what} '
+                        f'patch at every scale; {hint}')
     for si, s in enumerate(scales):
         if not any(ok[si] for ok in fit.values()):
             raise DataError(f'{name}: no image in {folder} is large enough for the x{s} patch '
-                            f'({patch // s} = --patch_size {patch} / {s}); {hint}')
+                            f'({lr_side(si)}); {hint}')
     if small:
-        s = scales[-1]
-        warnings.warn(f'{name}: skipping {len(small)} image(s) smaller than the patch at every scale (x{s}: '
-                      f'{patch // s} = --patch_size {patch} / {s}): {", ".join(small[:3])}'
+        warnings.warn(f'{name}: skipping {len(small)} image(s) smaller than the patch at every scale '
+                      f'(x{scales[-1]}: {lr_side(-1)}): {", ".join(small[:3])}'
                       + (f' and {len(small) - 3} more' if len(small) > 3 else ''), stacklevel=3)
     return fit
 
