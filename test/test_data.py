@@ -504,3 +504,17 @@ def test_lr_patch_is_one_lr_patch_at_every_scale(tmp_path):
         assert tuple(lr.shape[1:]) == (12, 12) and tuple(hr.shape[1:]) == (12 * s, 12 * s)
     with pytest.raises(SystemExit):
         option.parse_args(['--lr_patch', '-1'])
+
+
+@pytest.mark.skipif(not (SHARED / 'BSD200').is_dir(), reason=f'needs {SHARED}/BSD200')
+def test_bsd200_validation_split_is_held_out(tmp_path):
+    """BSD200val (every tenth image) and BSD200train (the rest) split BSD200 without overlap."""
+    got = {}
+    for name in ('BSD200', 'BSD200val', 'BSD200train'):
+        args = option.parse_args(['--data_train', name, '--data_test', name, '--dir_data', str(SHARED), '--scale', '4',
+                                  '--test_only', '--pre_train', 'none', '--dir_cache', str(tmp_path), '--ext', 'img'])
+        got[name] = make_dataset(args, name, train=False).images_hr
+    assert len(got['BSD200val']) == 20 and len(got['BSD200train']) == 180
+    assert not set(got['BSD200val']) & set(got['BSD200train'])
+    assert sorted(got['BSD200val'] + got['BSD200train']) == sorted(got['BSD200'])
+    assert got['BSD200val'] == got['BSD200'][::10]
