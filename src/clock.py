@@ -53,7 +53,7 @@ class Clock:
     def summary(self):
         """What results.json keeps of the clock at a test: the training minutes, the steps done and the
         run's step count (None: not fixed)."""
-        return {'train_minutes': round(self.seconds / 60, 3), 'train_steps': self.steps,
+        return {'train_minutes': self.seconds / 60, 'train_steps': self.steps,
                 'total_steps': self.total_steps}
 
     def finished(self):

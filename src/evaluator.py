@@ -96,7 +96,7 @@ class Evaluator:
         tested = self.score(model, shard, check_signal, only)
         minutes = None if clock is None else clock['train_minutes']
         for t in tested:
-            t.entry.update(clock or {})
+            t.entry.update({**clock, 'train_minutes': round(minutes, 3)} if clock else {})
         self.report(tested, epoch, minutes)
         self.ckp.write_log(f'Testing took {time.perf_counter() - t0:.1f} s'
                            + (f' (after {minutes:.1f} min of training)' if minutes is not None else ''))

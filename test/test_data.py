@@ -201,7 +201,8 @@ def test_modcrop_before_lr_and_compare(tmp_path):
 
 def test_registered_names_and_dataset_kind(tmp_path, mini):
     from registry import DATASETS
-    assert DATASETS.names() == ['BSD200', 'Demo', 'DIV2K', 'Folder', 'General100', 'Sample', 'T91']
+    assert DATASETS.names() == ['BSD200', 'BSD200train', 'BSD200val', 'Demo', 'DIV2K', 'Folder', 'General100', 'Sample',
+                                'T91']
     d = tmp_path / 'data'
     kinds = {n: data.dataset_kind(n, d) for n in ('div2k', 'Sample', 'FOLDER', 'Demo', 'video', 'Mini', 't91',
                                                   'benchmark', 'srdata', 'common', 'classic', 'Nope')}

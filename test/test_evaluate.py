@@ -354,7 +354,7 @@ def test_single_folder_tables_and_duplicate_names(methods, tmp_path, capsys):
                                '--latex', out_tex, '--json', out_json], capsys)
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith('mean')  # today's table
-    assert set(json.loads(out_json.read_text())) == {'images', 'mean'}  # today's layout
+    assert set(json.loads(out_json.read_text())) == {'images', 'mean', 'provenance'}  # today's layout
     assert 'Noisy & \\textbf{' in out_tex.read_text()
     with pytest.raises(SystemExit):
         evaluate.main(['--sr', 'a=%s' % dirs['Noisy'], '--sr', 'a=%s' % dirs['Oracle'],

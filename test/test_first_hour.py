@@ -252,8 +252,8 @@ def test_the_first_hour_commands_work_as_pasted(monkeypatch, tmp_path):
     import compare
     import evaluate
     cmds = first_hour_commands()
-    assert [c[1] for c in cmds] == ['src/main.py'] * 5 + ['src/evaluate.py', 'src/compare.py']
-    saves = ['first_bicubic', 'first_run', 'first_upscale']
+    assert [c[1] for c in cmds] == ['src/main.py'] * 6 + ['src/evaluate.py', 'src/compare.py']
+    saves = ['first_bicubic', 'first_photos', 'first_run', 'first_upscale']
     for s in saves:
         shutil.rmtree(EXP / s, ignore_errors=True)
     monkeypatch.chdir(REPO)
@@ -265,6 +265,7 @@ def test_the_first_hour_commands_work_as_pasted(monkeypatch, tmp_path):
                 argv[argv.index('--out') + 1] = str(tmp_path / 'chelsea_x4')
             assert tools[cmd[1]](argv) == 0, cmd
         assert (tmp_path / 'chelsea_x4.png').exists() and (EXP / 'first_upscale' / 'results-Demo').is_dir()
+        assert len(list((EXP / 'first_photos' / 'results-Demo').glob('*_x4_SR.png'))) > 0  # the shipped model's
     finally:
         for s in saves:
             shutil.rmtree(EXP / s, ignore_errors=True)

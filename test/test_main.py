@@ -61,7 +61,7 @@ def test_acceptance_bicubic_set5_set14(tmp_path, exp_name, exp_dir):
 
     d = exp_dir(save)
     results = json.loads((d / 'results.json').read_text())
-    assert set(results) == {'Set5', 'Set14'}
+    assert set(results) == {'Set5', 'Set14', 'provenance'}
     for (name, s), (psnr, ssim) in want.items():
         e = results[name][str(s)]
         assert set(e) >= {'psnr', 'ssim', 'seconds_per_image'} and e['seconds_per_image'] > 0
