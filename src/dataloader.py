@@ -124,6 +124,19 @@ def worker_death(e, from_queue=False):
     return None
 
 
+def despite_deaths(fn, tries=4):
+    """fn()'s result, though torch's SIGCHLD handler may raise a dead worker's report in the middle of it
+    after the death has already surfaced from the queue (the dead loader is still referenced then): each
+    such late report runs fn again (a save: its files are written atomically, so a second try is whole)."""
+    for _ in range(tries - 1):
+        try:
+            return fn()
+        except RuntimeError as e:
+            if worker_death(e) is None:
+                raise
+    return fn()
+
+
 class MSDataLoader(DataLoader):
     """`world`: the distributed.World whose rank takes its slice of every
     training batch (one process when None)."""

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from clock import Clock
-from dataloader import worker_death
+from dataloader import despite_deaths, worker_death
 from distributed import World
 from errors import SRLabError
 from evaluator import Evaluator
@@ -105,7 +105,7 @@ class Trainer:
             stop = e if isinstance(e, TooManySkips) else worker_death(e)
             if stop is None:
                 raise
-            self.save_interrupted()  # the state after the last finished step
+            despite_deaths(self.save_interrupted)  # the state after the last finished step
             raise SRLabError(f'{stop}; stopping with the last good state in {self.ckp.dir}') from None
         self.loss.end_log(accepted, self.world, self.device)
         self.ckp.add_scalars(epoch, {**self.loss.epoch_values(), 'lr': self.stepper.lr()})

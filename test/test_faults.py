@@ -706,3 +706,32 @@ def test_injected_worker_death_stops_the_run_with_one_line_and_a_state(cache, na
     assert WORKER_DIED in lines[0] and str(EXP / name) in lines[0], lines[0]
     st = torch.load(EXP / name / 'state.pt', weights_only=True)
     assert (st['epoch'], st['start_batch']) == (0, 3)
+
+
+def test_a_late_sigchld_report_during_the_save_still_saves(cache, names, capsys, monkeypatch):
+    """The death surfaced from the queue; torch's SIGCHLD handler then raises its own report in the middle of
+    the save that follows: the save runs again and the state after the last finished step is there."""
+    import trainer as trainer_mod
+    name = names('worker_late')
+    step, save = trainer_mod.Trainer.step, trainer_mod.Trainer.save_interrupted
+    calls = []
+
+    def dying(self, *a):
+        if self.start_batch >= 3:
+            raise ConnectionResetError(104, 'Connection reset by peer')
+        return step(self, *a)
+
+    def late(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise QUEUE_SURFACES['sigchld']
+        return save(self)
+    monkeypatch.setattr(trainer_mod.Trainer, 'step', dying)
+    monkeypatch.setattr(trainer_mod.Trainer, 'save_interrupted', late)
+    monkeypatch.setattr(trainer_mod, 'worker_death', lambda e, from_queue=False: __import__('dataloader').worker_death(
+        e, from_queue=True))
+    code, out, err = run_in_process(flags(cache, '--save', name), capsys)
+    assert code == 1 and len(error_lines(err)) == 1 and WORKER_DIED in err, err
+    assert len(calls) == 2
+    st = torch.load(EXP / name / 'state.pt', weights_only=True)
+    assert (st['epoch'], st['start_batch']) == (0, 3)
