@@ -2,8 +2,6 @@
 precision chosen by measurement and kept on resume), the provenance block of
 results.json and log.txt, and the two conventions for grayscale test images."""
 import json
-import shutil
-import uuid
 
 import pytest
 import torch
@@ -14,18 +12,6 @@ import precision
 TINY = ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2', '--data_train', 'Sample',
         '--data_test', 'Sample', '--patch_size', '48', '--batch_size', '4', '--test_every', '3', '--lr', '1e-3',
         '--n_threads', '0', '--cpu', '--print_every', '1']
-
-
-@pytest.fixture
-def saves():
-    made = []
-
-    def make():
-        made.append(f'_test_prov_{uuid.uuid4().hex[:8]}')
-        return made[-1]
-    yield make
-    for s in made:
-        shutil.rmtree(REPO / 'experiment' / s, ignore_errors=True)
 
 
 def fixed_rates(monkeypatch, rates):
@@ -64,8 +50,8 @@ def test_auto_times_the_real_candidates():
     assert line.count(' it/s') == 3 and 'training, batch 4, LR 24x24' in line
 
 
-def test_auto_choice_is_saved_kept_on_resume_and_in_results(monkeypatch, capsys, saves):
-    save = saves()
+def test_auto_choice_is_saved_kept_on_resume_and_in_results(monkeypatch, capsys, exp_name):
+    save = exp_name()
     fixed_rates(monkeypatch, {('off', False): 10, ('bf16', False): 12.0, ('bf16', True): 18.7})
     code, out, err = run_main(TINY + ['--amp', 'auto', '--epochs', '1', '--save', save], capsys)
     assert code == 0, err
@@ -84,9 +70,9 @@ def test_auto_choice_is_saved_kept_on_resume_and_in_results(monkeypatch, capsys,
     assert st['epoch'] == 2 and st['flags']['amp'] == 'bf16' and st['flags']['channels_last'] is True
 
 
-def test_results_and_log_say_where_they_came_from(capsys, saves):
+def test_results_and_log_say_where_they_came_from(capsys, exp_name):
     import provenance
-    save = saves()
+    save = exp_name()
     code, out, err = run_main(TINY + ['--epochs', '1', '--save', save, '--seed', '5'], capsys)
     assert code == 0, err
     d = REPO / 'experiment' / save
@@ -106,14 +92,14 @@ def test_results_and_log_say_where_they_came_from(capsys, saves):
 
 
 @pytest.mark.skipif(not (SHARED / 'benchmark' / 'Set14').is_dir(), reason=f'needs {SHARED}/benchmark/Set14')
-def test_bicubic_set14_x2_with_each_grayscale_convention(capsys, saves):
+def test_bicubic_set14_x2_with_each_grayscale_convention(capsys, exp_name):
     """Set14's bridge is a grayscale file: stacked and Y-converted (EDSR-PyTorch's convention) it scores
     1.32 dB above its own values (the SRCNN/VDSR-era MATLAB scripts, whose Bicubic row is the published
     30.24); man.png, an RGB file of equal channels, is Y-converted in both."""
     import evaluate
     got, saved = {}, None
     for gray in ('stacked', 'own'):
-        save = saves()
+        save = exp_name()
         code, out, err = run_main(['--model', 'Bicubic', '--scale', '2', '--data_test', 'Set14', '--dir_data', SHARED,
                                    '--test_only', '--gray_hr', gray, '--save', save, '--n_threads', '0']
                                   + (['--save_results'] if saved is None else []), capsys)

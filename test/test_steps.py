@@ -3,8 +3,6 @@ fitted to --time_budget from the rate of the warmup's steps, saved with the
 run, logged and in results.json, so that `--steps N` replays the run."""
 import json
 import re
-import shutil
-import uuid
 
 import pytest
 import torch
@@ -16,24 +14,12 @@ TINY = ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--scale', '2
         '--cpu', '--print_every', '100', '--decay', 'cosine']
 
 
-@pytest.fixture
-def saves():
-    made = []
-
-    def make():
-        made.append(f'_test_steps_{uuid.uuid4().hex[:8]}')
-        return made[-1]
-    yield make
-    for s in made:
-        shutil.rmtree(REPO / 'experiment' / s, ignore_errors=True)
-
-
 def weights(save):
     return torch.load(REPO / 'experiment' / save / 'model' / 'model_latest.pt', weights_only=True)
 
 
-def test_steps_n_is_the_run_and_its_schedule(capsys, saves):
-    save = saves()
+def test_steps_n_is_the_run_and_its_schedule(capsys, exp_name):
+    save = exp_name()
     code, out, err = run_main(TINY + ['--steps', '7', '--test_every', '3', '--save', save], capsys)
     assert code == 0, err
     assert out.count('Evaluation:') == 3 and '--steps 7 done' in out  # epochs of 3, 3 and 1 steps
@@ -45,11 +31,11 @@ def test_steps_n_is_the_run_and_its_schedule(capsys, saves):
     assert entry['train_steps'] == 7 and entry['total_steps'] == 7
 
 
-def test_auto_fits_the_budget_and_steps_n_replays_it(capsys, saves, monkeypatch):
+def test_auto_fits_the_budget_and_steps_n_replays_it(capsys, exp_name, monkeypatch):
     import clock
     ticks = iter(range(10 ** 6))
     monkeypatch.setattr(clock.time, 'perf_counter', lambda: next(ticks) * 0.05)  # a machine of fixed speed
-    auto = saves()
+    auto = exp_name()
     code, out, err = run_main(TINY + ['--steps', 'auto', '--time_budget', '0.1', '--warmup', '20', '--test_every', '10',
                                       '--seed', '3', '--save', auto], capsys)
     assert code == 0, err
@@ -62,7 +48,7 @@ def test_auto_fits_the_budget_and_steps_n_replays_it(capsys, saves, monkeypatch)
     assert st['total_steps'] == n and st['train_steps'] == n and st['flags']['steps'] == 'auto'
     entry = json.loads((REPO / 'experiment' / auto / 'results.json').read_text())['Sample']['2']
     assert entry['total_steps'] == n == entry['train_steps']
-    replay = saves()
+    replay = exp_name()
     code, out, err = run_main(TINY + ['--steps', str(n), '--time_budget', '0.1', '--warmup', '20', '--test_every',
                                       '10', '--seed', '3', '--save', replay], capsys)
     assert code == 0, err
@@ -102,7 +88,7 @@ def test_bad_steps_are_one_line(capsys, flags, text):
     assert code == 2 and err.count('\n') == 1 and text in err, err
 
 
-def test_curve_sets_test_between_and_every_set_at_the_end(capsys, saves, tmp_path):
+def test_curve_sets_test_between_and_every_set_at_the_end(capsys, exp_name, tmp_path):
     import imageio.v3 as iio
     import numpy as np
     hr = tmp_path / 'benchmark' / 'Mini' / 'HR'
@@ -110,7 +96,7 @@ def test_curve_sets_test_between_and_every_set_at_the_end(capsys, saves, tmp_pat
     rng = np.random.default_rng(0)
     for i in range(2):
         iio.imwrite(hr / f'{i}.png', rng.integers(0, 256, (40, 44, 3), dtype=np.uint8))
-    save = saves()
+    save = exp_name()
     code, out, err = run_main(TINY + ['--data_test', 'Sample+Mini', '--dir_data', tmp_path, '--curve_sets', 'Sample',
                                       '--epochs', '3', '--test_every', '2', '--save', save], capsys)
     assert code == 0, err
@@ -119,5 +105,5 @@ def test_curve_sets_test_between_and_every_set_at_the_end(capsys, saves, tmp_pat
     assert log.shape == (3, 2, 1) and torch.isnan(log[:2, 1]).all() and not torch.isnan(log[2]).any()
     assert not torch.isnan(log[:, 0]).any()
     code, out, err = run_main(TINY + ['--data_test', 'Sample', '--dir_data', tmp_path, '--curve_sets', 'Mini',
-                                      '--save', saves()], capsys)
+                                      '--save', exp_name()], capsys)
     assert code == 2 and '--curve_sets: Mini not among --data_test Sample' in err, err
