@@ -360,17 +360,30 @@ def discriminator(run):
     return out, extra['log']
 
 
+# torchrun against one process, relative to max(|x|, 1). Weights: the generator's own limit (test_speed);
+# measured at most 1.2e-6 (AVX-512, and ATen/oneDNN limited to AVX2), 3.7e-4 before the discriminator was
+# synchronised. BN statistics (of 0..255 inputs) and momentum buffers carry the last steps' sums: measured
+# 1.1e-5 and 5.5e-3 under AVX2 (3e-7 and 3e-6 with AVX-512); one process with 1 or 2 threads differs by as
+# much (up to 3e-2 in the momentum): rounding, not the sync, which the weights' limit checks sharply.
+LIMITS = {'weight': 1e-5, 'running': 1e-4, 'momentum': 5e-2}
+
+
 @pytest.mark.parametrize('loss,arch', [('1*L1+0.1*GAN', 'srgan'), ('1*L1+0.1*RGAN', 'patch')])
 def test_torchrun_two_ranks_train_generator_and_discriminator_as_one_process(tmp_path, exp_name, loss, arch):
     """2 gloo ranks x 2 samples and 1 process x 4 samples: the same generator
     after each 3-step epoch and the same discriminator (weights, BN statistics,
-    optimizer state, log) at the end, the second epoch resumed under torchrun;
-    within the generator's own limit (test_speed), 1e-5. (Before the
-    discriminator was synchronised: 2.3e-5 for the generator, 3.7e-4 for the
-    discriminator with GAN.)"""
+    optimizer state, log) at the end, the second epoch resumed under torchrun,
+    within LIMITS (before the discriminator was synchronised: 2.3e-5 for the
+    generator, 3.7e-4 for the discriminator with GAN). The one process uses
+    one thread, as each rank does."""
     import main
     one, two = exp_name('gan1'), exp_name('gan2')
-    assert main.main(ddp_args(tmp_path / 'c1', loss, arch, '--epochs', '2', '--save', one)) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank: on an AVX2 CPU 1 and 2 threads differ by 1-3% in the momentum
+    try:
+        assert main.main(ddp_args(tmp_path / 'c1', loss, arch, '--epochs', '2', '--save', one)) == 0
+    finally:
+        torch.set_num_threads(threads)
     torchrun(ddp_args(tmp_path / 'c2', loss, arch, '--epochs', '1', '--save', two, '--dist_timeout', '5'))
     d_epoch1, _ = discriminator(two)
     torchrun(ddp_args(tmp_path / 'c2', loss, arch, '--epochs', '2', '--load', two, '--resume', '-1'))
@@ -382,8 +395,8 @@ def test_torchrun_two_ranks_train_generator_and_discriminator_as_one_process(tmp
     (d1, log1), (d2, log2) = discriminator(one), discriminator(two)
     assert d1.keys() == d2.keys() and any(k.startswith('momentum') for k in d1)
     for k in d1:
-        scale = 1 if 'running' not in k else d1[k].abs().max().item()  # BN statistics of 0..255 inputs
-        assert (d1[k] - d2[k]).abs().max().item() < 1e-5 * max(scale, 1), k
+        limit = LIMITS[next((kind for kind in LIMITS if kind in k), 'weight')] * max(d1[k].abs().max().item(), 1)
+        assert (d1[k] - d2[k]).abs().max().item() < limit, k
     moved = max((d2[k] - d_epoch1[k]).abs().max().item() for k in d2 if 'dis.' in k and 'running' not in k)
     assert moved > 1e-4   # the second epoch moved the discriminator far beyond the limit
     assert torch.allclose(log1, log2, rtol=1e-5), (log1, log2)

@@ -237,6 +237,24 @@ def test_compile_matches_fp32_eager(tmp_path, fp32):
     assert torch.nn.functional.cosine_similarity(update, fp32[1], dim=0).item() > 0.9999
 
 
+def test_compile_has_a_cache_of_its_own_under_an_emulated_capability(monkeypatch, tmp_path):
+    """Under ATEN_CPU_CAPABILITY=avx2 the AVX-512 kernels cached by an earlier run made --compile's training
+    NaN on every step (this module's test above, TooManySkips); the variable now selects a cache of its own."""
+    from model import cache_per_capability
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    monkeypatch.setenv('ATEN_CPU_CAPABILITY', 'avx2')
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', os.path.abspath(default_cache_dir()))  # as torch leaves it
+    cache_per_capability()
+    assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == default_cache_dir() + '_avx2'
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path))   # the user's own: kept
+    cache_per_capability()
+    assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == str(tmp_path)
+    monkeypatch.delenv('ATEN_CPU_CAPABILITY')
+    monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR')
+    cache_per_capability()
+    assert 'TORCHINDUCTOR_CACHE_DIR' not in os.environ
+
+
 def test_compile_falls_back_to_eager_with_a_message(tmp_path, fp32, monkeypatch):
     def unsupported(net, *a, **k):
         raise RuntimeError('no backend here\nsecond line')

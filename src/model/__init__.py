@@ -10,6 +10,8 @@ Model is the wrapper main.py uses: it builds the network registered as
 the test-time forward (--chop, --self_ensemble, --precision; model/forward.py).
 """
 
+import os
+
 import torch
 import torch.nn as nn
 
@@ -91,6 +93,7 @@ class Model(nn.Module):
                                                   find_unused_parameters=len(self.scale) > 1)
         if self.args.compile:
             try:
+                cache_per_capability()
                 self.runner = torch.compile(self.runner)
                 self.test_runner = torch.compile(self.model) if ddp else self.runner
                 self.compiled = True
@@ -163,3 +166,15 @@ class Model(nn.Module):
     def load_weights(self, obj, source, strict=True, flag='--pre_train'):
         """Load a checkpoint into the network, reporting to the run's log (weights.load_into)."""
         return weights.load_into(self.model, obj, source, self.meta, self.ckp.write_log, strict, flag)
+
+
+def cache_per_capability():
+    """Gives torch.compile a cache of its own under ATEN_CPU_CAPABILITY (as the
+    AVX2 emulation sets it), unless TORCHINDUCTOR_CACHE_DIR names one. Inductor
+    writes kernels for the vector width it finds and its cache is not keyed by
+    that variable: a kernel cached with AVX-512 (16 floats) and run under
+    ATEN_CPU_CAPABILITY=avx2 (8) computes NaN (measured, torch 2.13)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    capability = os.environ.get('ATEN_CPU_CAPABILITY')
+    if capability and os.environ.get('TORCHINDUCTOR_CACHE_DIR') in (None, os.path.abspath(default_cache_dir())):
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = f'{default_cache_dir()}_{capability}'
