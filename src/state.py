@@ -4,8 +4,8 @@ state.pt is one flat dict that holds everything a run needs to go on
 exactly where it stopped. Each part of the run exposes state_dict() and
 load_state_dict() over its own keys:
   model      'model' (the network's weights)
-  stepper    'optimizer', 'scheduler', 'scaler', 'ema', 'skips_total',
-             'scale_backoffs', 'loss_mean'
+  stepper    'optimizer', 'scheduler', 'scaler', 'ema', 'ema_updates',
+             'skips_total', 'scale_backoffs', 'loss_mean'
   loss       'loss' (terms, a GAN discriminator and its optimizer), 'loss_log'
   evaluator  'psnr_log', 'best', 'bicubic', 'results'
   trainer    'epoch', 'start_batch' (the sampler's position), 'tested'

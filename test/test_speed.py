@@ -2,6 +2,7 @@
 tested, resumed), --amp/--channels_last/--compile against fp32 eager, the
 --compile fallback, and src/speed.py."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -119,8 +120,9 @@ def test_test_sampler_shards_are_disjoint_and_cover_the_set():
 
 # ---- EMA ----------------------------------------------------------------------
 def test_ema_equals_closed_form_average():
-    """After N SGD steps: shadow = d^N w0 + (1-d) sum_k d^(N-k) w_k; integer
-    buffers hold the latest value."""
+    """After N SGD steps: shadow = sum_k c_k w_k with d_k = min(d, (k+1)/(k+10))
+    at the k-th update, c_0 = prod d_k, c_k = (1 - d_(k-1)) prod_(j>=k) d_j;
+    integer buffers hold the latest value."""
     torch.manual_seed(0)
     net = nn.Linear(4, 3)
     net.register_buffer('steps', torch.zeros((), dtype=torch.long))
@@ -135,8 +137,11 @@ def test_ema_equals_closed_form_average():
         net.steps += 1
         ema.update(net)
         history.append({k: v.clone() for k, v in net.state_dict().items()})
+    dk = [min(d, (k + 1) / (k + 10)) for k in range(n)]
+    c = [math.prod(dk)] + [(1 - dk[i - 1]) * math.prod(dk[i:]) for i in range(1, n + 1)]
+    assert abs(sum(c) - 1) < 1e-12 and c[0] < 1e-3   # the initial weights: gone after 6 updates
     for k in ('weight', 'bias'):
-        expect = d ** n * history[0][k] + sum((1 - d) * d ** (n - i) * history[i][k] for i in range(1, n + 1))
+        expect = sum(ci * h[k] for ci, h in zip(c, history))
         assert torch.allclose(ema.shadow[k], expect, atol=1e-7), k
         assert not torch.allclose(ema.shadow[k], history[-1][k])
     assert ema.shadow['steps'].item() == n
