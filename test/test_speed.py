@@ -245,7 +245,7 @@ def test_compile_matches_fp32_eager(tmp_path, fp32):
 def test_compile_has_a_cache_of_its_own_under_an_emulated_capability(monkeypatch, tmp_path):
     """Under ATEN_CPU_CAPABILITY=avx2 the AVX-512 kernels cached by an earlier run made --compile's training
     NaN on every step (this module's test above, TooManySkips); the variable now selects a cache of its own."""
-    from model import cache_per_capability
+    from model.forward import cache_per_capability
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     monkeypatch.setenv('ATEN_CPU_CAPABILITY', 'avx2')
     monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', os.path.abspath(default_cache_dir()))  # as torch leaves it

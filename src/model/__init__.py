@@ -10,8 +10,6 @@ Model is the wrapper main.py uses: it builds the network registered as
 the test-time forward (--chop, --self_ensemble, --precision; model/forward.py).
 """
 
-import os
-
 import torch
 import torch.nn as nn
 
@@ -19,7 +17,7 @@ from distributed import World
 from errors import SRLabError, error_text
 from model import flags, weights
 from model.common import count_parameters
-from model.forward import DTYPES, TestForward, is_oom
+from model.forward import DTYPES, TestForward, cache_per_capability, is_oom
 from registry import MODELS
 
 __all__ = ['Model', 'create_model', 'build_network', 'DTYPES', 'is_oom', 'count_parameters']
@@ -167,14 +165,3 @@ class Model(nn.Module):
         """Load a checkpoint into the network, reporting to the run's log (weights.load_into)."""
         return weights.load_into(self.model, obj, source, self.meta, self.ckp.write_log, strict, flag)
 
-
-def cache_per_capability():
-    """Gives torch.compile a cache of its own under ATEN_CPU_CAPABILITY (as the
-    AVX2 emulation sets it), unless TORCHINDUCTOR_CACHE_DIR names one. Inductor
-    writes kernels for the vector width it finds and its cache is not keyed by
-    that variable: a kernel cached with AVX-512 (16 floats) and run under
-    ATEN_CPU_CAPABILITY=avx2 (8) computes NaN (measured, torch 2.13)."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-    capability = os.environ.get('ATEN_CPU_CAPABILITY')
-    if capability and os.environ.get('TORCHINDUCTOR_CACHE_DIR') in (None, os.path.abspath(default_cache_dir())):
-        os.environ['TORCHINDUCTOR_CACHE_DIR'] = f'{default_cache_dir()}_{capability}'

@@ -1,8 +1,10 @@
 """The test-time forward: tiled (`--chop`), geometric self-ensemble
 (`--self_ensemble`), reduced precision (`--precision`), and a retry in
-smaller tiles when the device runs out of memory."""
+smaller tiles when the device runs out of memory; and what running the
+network needs of its surroundings (out of memory, torch.compile's cache)."""
 import contextlib
 import functools
+import os
 
 import torch
 
@@ -154,3 +156,15 @@ class TestForward:
                              f'to tile with --chop_overlap {self.overlap}')
         raise SRLabError(f'out of memory on a {dims} input on {self.device}, even in --chop tiles of '
                          f'{last} (the smallest tile with --chop_overlap {self.overlap} is {smallest})')
+
+
+def cache_per_capability():
+    """Gives torch.compile a cache of its own under ATEN_CPU_CAPABILITY (as the
+    AVX2 emulation sets it), unless TORCHINDUCTOR_CACHE_DIR names one. Inductor
+    writes kernels for the vector width it finds and its cache is not keyed by
+    that variable: a kernel cached with AVX-512 (16 floats) and run under
+    ATEN_CPU_CAPABILITY=avx2 (8) computes NaN (measured, torch 2.13)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    capability = os.environ.get('ATEN_CPU_CAPABILITY')
+    if capability and os.environ.get('TORCHINDUCTOR_CACHE_DIR') in (None, os.path.abspath(default_cache_dir())):
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = f'{default_cache_dir()}_{capability}'
