@@ -45,6 +45,7 @@ def run(args):
             while not trainer.terminate():
                 trainer.train()
                 trainer.test()
+            world.barrier()  # torchrun: no rank closes the group while another still tests or saves
     except Interrupted as e:
         trainer.save_interrupted()
         print(f'\nStopped by signal {e.signum}; complete state saved in {ckp.dir}.\n'
