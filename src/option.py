@@ -125,7 +125,8 @@ def build_parser(network=True):
       'and bf16 + channels_last (CUDA: bf16 or fp16) timed at start on this network, batch and patch, kept on resume')
     a('--channels_last', action='store_true', help='NHWC memory format for convolutions')
     a('--compile', action='store_true', help='torch.compile the network (falls back to eager where unsupported)')
-    a('--ema', type=float, default=0, help='decay of an exponential moving average of the weights, used for testing (0: off)')
+    a('--ema', type=float, default=0, help='decay of an exponential moving average of the weights, used for testing; '
+      'after n updates it is min(decay, (1+n)/(10+n)), so the initial weights do not linger (0: off)')
     a('--cache_mem', type=float, default=8, help='GiB of decoded images held in memory with --ext sep (beyond that: memory-mapped)')
     # training
     a('--reset', action='store_true', help='delete the experiment directory first')
