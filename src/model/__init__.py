@@ -164,4 +164,3 @@ class Model(nn.Module):
     def load_weights(self, obj, source, strict=True, flag='--pre_train'):
         """Load a checkpoint into the network, reporting to the run's log (weights.load_into)."""
         return weights.load_into(self.model, obj, source, self.meta, self.ckp.write_log, strict, flag)
-
