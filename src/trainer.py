@@ -67,7 +67,9 @@ class Trainer:
                                'to train on')
             return
         where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
-        note = self.stepper.resume(self.clock.position(self.epoch * len(self.loader_train) + self.start_batch))
+        position = self.clock.position(self.epoch * len(self.loader_train) + self.start_batch)
+        note = self.stepper.resume(position)
+        self.loss.advance(position)
         self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.stepper.lr():.2e}{note}')
 
     def save(self, is_best=False):
@@ -132,7 +134,9 @@ class Trainer:
                 accepted += self.step(lr, hr, idx_scale, names)
                 t_model += time.perf_counter() - t
                 self.clock.tick(done := (epoch - 1) * len(loader) + batch + 1)
-                self.stepper.advance(self.clock.position(done))
+                position = self.clock.position(done)
+                self.stepper.advance(position)
+                self.loss.advance(position)  # the terms of --loss that hold from the next step on
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',
                                 lr=f'{self.stepper.lr():.1e}')

@@ -172,8 +172,9 @@ def test_a_changed_lr_on_resume_takes_effect(cache, exp_name, capsys):
 
 
 def test_warmup_and_cosine_stopped_and_resumed_equal_a_straight_run(cache, exp_name):
-    """Two epochs of 4 steps with --warmup 3 --decay cosine: one session, or two (the first stopped after its
-    first epoch, as a signal would stop it), end with the same weights and lr."""
+    """Two epochs of 4 steps with --warmup 3 --decay cosine and a loss that changes at half the run: one
+    session, or two (the first stopped after its first epoch, as a signal would stop it), end with the same
+    weights and lr."""
     import data
     import loss
     import model
@@ -191,7 +192,7 @@ def test_warmup_and_cosine_stopped_and_resumed_equal_a_straight_run(cache, exp_n
         finally:
             t.close()
             ckp.done()
-    flags = ['--warmup', '3', '--decay', 'cosine', '--lr', '1e-3', '--epochs', '2']
+    flags = ['--warmup', '3', '--decay', 'cosine', '--lr', '1e-3', '--epochs', '2', '--loss', '1*L1[:0.5]+1*MSE[0.5:]']
     a, b = exp_name('warm'), exp_name('warm')
     torch.manual_seed(1)
     session(tiny(cache, *flags, '--save', a), 2)
@@ -201,3 +202,15 @@ def test_warmup_and_cosine_stopped_and_resumed_equal_a_straight_run(cache, exp_n
     wa = torch.load(REPO / 'experiment' / a / 'model' / 'model_latest.pt')
     wb = torch.load(REPO / 'experiment' / b / 'model' / 'model_latest.pt')
     assert all(torch.equal(wa[k], wb[k]) for k in wa) and saved_lr(a) == saved_lr(b) == 0
+
+
+def test_a_loss_term_holds_in_its_window_of_the_run(cache, exp_name, capsys):
+    """--loss '1*L1[:0.5]+1*MSE[0.5:]' over two epochs of 4 steps: the first epoch's 4 steps train with L1
+    only, the second's with MSE only (the logged means per epoch say which term each step computed)."""
+    name = exp_name('window')
+    code, out, err = run_main(tiny(cache, '--loss', '1*L1[:0.5]+1*MSE[0.5:]', '--epochs', '2', '--save', name), capsys)
+    assert code == 0, err
+    log = torch.load(REPO / 'experiment' / name / 'loss_log.pt')  # epochs x (L1, MSE, Total)
+    assert log.shape == (2, 3) and log[0, 0] > 0 and log[0, 1] == 0 and log[1, 0] == 0 and log[1, 1] > 0
+    assert torch.allclose(log[:, 2], log[:, 0] + log[:, 1])
+    assert '1.000 * L1 (progress 0 to 0.5)' in (REPO / 'experiment' / name / 'log.txt').read_text()

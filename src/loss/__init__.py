@@ -13,6 +13,13 @@ a term that trains a network of its own (a GAN's discriminator) also takes
 (loss_log.pt) and plotted (loss_<term>.pdf/.png). A batch's values enter the
 log when it is computed; the trainer then commits the batch or rejects it (a
 skipped batch), which takes them out.
+
+A term may hold for part of the run only: '1*L1[:0.8]+0.1*MSE[0.8:]' trains
+with L1 until 80% of the run (its progress, as the lr schedule measures it:
+steps done / total steps, or the --time_budget's fraction) and with MSE from
+there to the end. A window is [start:end) of the progress, 0..1 (the last
+reaches 1); some term must hold at every point of the run. Outside its window a
+term is neither computed nor steps its discriminator, and adds 0 to its log.
 """
 import os
 import re
@@ -48,21 +55,57 @@ class MSE(Term):
         return F.mse_loss(sr, hr)
 
 
+TERM = re.compile(r'\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*\*\s*([A-Za-z][A-Za-z0-9_]*)\s*'
+                  r'(?:\[\s*([0-9]*\.?[0-9]*)\s*:\s*([0-9]*\.?[0-9]*)\s*\])?\s*')
+WHOLE = (0.0, 1.0)  # a term's window when it gives none: the whole run
+
+
 def parse_loss(text):
-    """'1*L1+0.5*mse' -> [(1.0, 'L1'), (0.5, 'MSE')] (names as registered); ValueError naming --loss."""
+    """'1*L1[:0.8]+0.5*mse[0.8:]' -> [(1.0, 'L1', (0.0, 0.8)), (0.5, 'MSE', (0.8, 1.0))] (names as
+    registered; a term without [start:end] holds for the whole run); ValueError naming --loss."""
     out = []
     for part in str(text).split('+'):
-        m = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*\*\s*([A-Za-z][A-Za-z0-9_]*)\s*', part)
+        m = TERM.fullmatch(part)
         if not m:
-            raise ValueError(f"--loss: '{part}' in '{text}' is not of the form <weight>*<term>, e.g. 1*L1")
+            raise ValueError(f"--loss: '{part}' in '{text}' is not of the form <weight>*<term> or "
+                             f"<weight>*<term>[<start>:<end>], e.g. 1*L1 or 1*L1[:0.8]")
         w, name = float(m.group(1)), LOSSES.canonical(m.group(2)) or m.group(2)
         if name not in LOSSES:
             raise ValueError(f"--loss: unknown term '{name}' (known: {', '.join(LOSSES.names())})"
                              + did_you_mean(name, LOSSES.names()))
         if w <= 0:
             raise ValueError(f"--loss: weight of '{name}' must be positive, got {w}")
-        out.append((w, name))
+        out.append((w, name, window(m.group(3), m.group(4), part.strip())))
+    check_cover([win for _, _, win in out], text)
     return out
+
+
+def window(start, end, part):
+    """The progress window [start, end) of term text `part` ('' or None: the run's start / end)."""
+    try:
+        win = (float(start) if start else 0.0, float(end) if end else 1.0)
+    except ValueError:
+        raise ValueError(f"--loss: '{part}': the window's ends must be numbers between 0 and 1") from None
+    if not 0 <= win[0] < win[1] <= 1:
+        raise ValueError(f"--loss: '{part}': the window [start:end] needs 0 <= start < end <= 1, got {win}")
+    return win
+
+
+def check_cover(windows, text):
+    """ValueError when some part of the run (progress 0..1) has no term of --loss `text`."""
+    reached = 0.0
+    for a, b in sorted(windows):
+        if a > reached:
+            break
+        reached = max(reached, b)
+    if reached < 1:
+        gap_end = min([a for a, _ in windows if a > reached], default=1.0)
+        raise ValueError(f"--loss: no term of '{text}' holds between progress {reached:g} and {gap_end:g}")
+
+
+def active(win, progress):
+    """Whether a term of window `win` holds at `progress` (the last window includes the run's end)."""
+    return win[0] <= progress < win[1] or progress >= win[1] == 1
 
 
 def make_term(name, kwargs, training):
@@ -83,34 +126,49 @@ def create_loss(spec, training=None, log=None, **kwargs):
     trained (loss.term.Training; default Adam at lr 1e-4, fp32, on the CPU,
     one process). `log`: a function like checkpoint.write_log(text, quiet)."""
     terms = parse_loss(spec)
-    takes = {name: parameters(LOSSES.get(name)) for _, name in terms}
+    takes = {name: parameters(LOSSES.get(name)) for _, name, _ in terms}
     unused = sorted(k for k in kwargs if not any(k in t for t in takes.values()))
     if unused:
         raise TypeError(f"create_loss: no term of '{spec}' takes {', '.join(unused)}")
     training = training or Training()
     built = [(w, name, make_term(name, {k: v for k, v in kwargs.items() if k in takes[name]}, training))
-             for w, name in terms]
-    return LossSum(built, log, training.device)
+             for w, name, _ in terms]
+    return LossSum(built, log, training.device, [win for _, _, win in terms])
 
 
 class LossSum(nn.Module):
     """The weighted sum of `terms`, [(weight, name, Term)], on `device`, with
     its per-epoch log; `log` (a function like checkpoint.write_log) gets the
-    terms and their summaries."""
+    terms and their summaries. `windows`: each term's (start, end) of the
+    run's progress (default: the whole run); advance(position) moves it on."""
 
-    def __init__(self, terms, log=None, device=None):
+    def __init__(self, terms, log=None, device=None, windows=None):
         super().__init__()
-        self.loss = [{'type': name, 'weight': w, 'function': term} for w, name, term in terms]
+        windows = windows or [WHOLE] * len(terms)
+        self.loss = [{'type': name, 'weight': w, 'function': term, 'window': win}
+                     for (w, name, term), win in zip(terms, windows)]
         self.loss_module = nn.ModuleList([term for _, _, term in terms])
         if len(self.loss) > 1:
-            self.loss.append({'type': 'Total', 'weight': 0, 'function': None})
+            self.loss.append({'type': 'Total', 'weight': 0, 'function': None, 'window': WHOLE})
         self.write_log = log
-        for w, name, _ in terms:
-            self._write(f'{w:.3f} * {name}', quiet=True)
+        for item in self.loss:
+            win = item['window']
+            self._write(f"{item['weight']:.3f} * {item['type']}"
+                        + (f' (progress {win[0]:g} to {win[1]:g})' if win != WHOLE else ''), quiet=True)
         if device is not None:
             self.loss_module.to(device)
         self.log = torch.Tensor()
         self.before = None  # the epoch row before the last batch (reject() restores it)
+        self.progress = 0.0  # where the run stands (0..1): which terms hold
+
+    def advance(self, position):
+        """The run has reached `position` (schedule.Position): the terms of its progress hold from now on."""
+        self.progress = position.progress
+
+    def holding(self):
+        """(index, item) of each term that holds at the current progress."""
+        return [(i, item) for i, item in enumerate(self.loss)
+                if item['function'] is not None and active(item['window'], self.progress)]
 
     def _write(self, text, quiet=False):
         if self.write_log is not None and text:
@@ -121,12 +179,11 @@ class LossSum(nn.Module):
         logged = len(self.log) > 0
         self.before = self.log[-1].clone() if logged else None
         losses = []
-        for i, item in enumerate(self.loss):
-            if item['function'] is not None:
-                v = item['weight'] * item['function'](sr, hr)
-                losses.append(v)
-                if logged:
-                    self.log[-1, i] += v.item()
+        for i, item in self.holding():
+            v = item['weight'] * item['function'](sr, hr)
+            losses.append(v)
+            if logged:
+                self.log[-1, i] += v.item()
         total = sum(losses)
         if logged and len(self.loss) > 1:
             self.log[-1, -1] += total.item()
@@ -135,8 +192,8 @@ class LossSum(nn.Module):
     def step_discriminators(self, sr, hr):
         """The terms' discriminator steps on the SR batch (detached here),
         tentative until commit() or reject()."""
-        for term in self.loss_module:
-            term.step_discriminator(sr.detach(), hr)
+        for _, item in self.holding():
+            item['function'].step_discriminator(sr.detach(), hr)
 
     def commit(self):
         """The last batch was used: its values stay in the log, the discriminators' steps stand."""
@@ -222,8 +279,10 @@ class Loss(LossSum):
 
     def __init__(self, args, ckp, world=None):
         training = Training.from_args(args, world)
-        terms = [(w, name, make_term(name, term_kwargs(name, args), training)) for w, name in parse_loss(args.loss)]
-        super().__init__(terms, ckp.write_log if ckp is not None else None, training.device)
+        spec = parse_loss(args.loss)
+        terms = [(w, name, make_term(name, term_kwargs(name, args), training)) for w, name, _ in spec]
+        super().__init__(terms, ckp.write_log if ckp is not None else None, training.device,
+                         [win for _, _, win in spec])
 
 
 class LossState:
