@@ -155,7 +155,8 @@ def build_parser(network=True):
     a('--weight_decay', type=float, default=0, help='weight decay')
     a('--gclip', type=float, default=0, help='gradient norm clip (0: off)')
     # loss
-    a('--loss', default='1*L1', help="weighted terms, e.g. '1*L1+0.5*MSE'")
+    a('--loss', default='1*L1', help="weighted terms, e.g. '1*L1+0.5*MSE'; "
+      "'1*L1[:0.8]+0.1*MSE[0.8:]': each for its part of the run's progress")
     a('--skip_threshold', type=float, default=1e8, help='skip a batch whose loss exceeds this x the running mean')
     a('--max_skips', type=int, default=50, help='stop (saving the last good state) after this many skips in a row')
     # video
