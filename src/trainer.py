@@ -67,9 +67,8 @@ class Trainer:
                                'to train on')
             return
         where = f'epoch {self.epoch + 1}, batch {self.start_batch}' if self.start_batch else f'epoch {self.epoch + 1}'
-        position = self.clock.position(self.epoch * len(self.loader_train) + self.start_batch)
-        note = self.stepper.resume(position)
-        self.loss.advance(position)
+        note = self.stepper.resume(position := self.clock.position(self.epoch * len(self.loader_train) + self.start_batch))
+        self.loss.advance(position)  # the terms of --loss that hold there
         self.ckp.write_log(f'Resumed from {path}: continuing at {where}, lr {self.stepper.lr():.2e}{note}')
 
     def save(self, is_best=False):
@@ -134,8 +133,7 @@ class Trainer:
                 accepted += self.step(lr, hr, idx_scale, names)
                 t_model += time.perf_counter() - t
                 self.clock.tick(done := (epoch - 1) * len(loader) + batch + 1)
-                position = self.clock.position(done)
-                self.stepper.advance(position)
+                self.stepper.advance(position := self.clock.position(done))
                 self.loss.advance(position)  # the terms of --loss that hold from the next step on
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',
