@@ -213,4 +213,6 @@ def test_a_loss_term_holds_in_its_window_of_the_run(cache, exp_name, capsys):
     log = torch.load(REPO / 'experiment' / name / 'loss_log.pt')  # epochs x (L1, MSE, Total)
     assert log.shape == (2, 3) and log[0, 0] > 0 and log[0, 1] == 0 and log[1, 0] == 0 and log[1, 1] > 0
     assert torch.allclose(log[:, 2], log[:, 0] + log[:, 1])
-    assert '1.000 * L1 (progress 0 to 0.5)' in (REPO / 'experiment' / name / 'log.txt').read_text()
+    text = (REPO / 'experiment' / name / 'log.txt').read_text()
+    assert '1.000 * L1 (progress 0 to 0.5)' in text and '1.000 * MSE (progress 0.5 to 1)' in text
+    assert '* Total' not in text  # the sum is no term

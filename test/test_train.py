@@ -117,7 +117,7 @@ def test_loss_parse_and_weighted_sum(tmp_path):
     assert loss.parse_loss('1*L1+0.5*MSE') == [(1.0, 'L1', (0, 1)), (0.5, 'MSE', (0, 1))]
     assert loss.parse_loss('1*L1[:0.8]+0.1*mse[0.8:]') == [(1.0, 'L1', (0, 0.8)), (0.1, 'MSE', (0.8, 1))]
     for bad in ('L1', '1*L7', '1*L1+', '-1*L1', 'x*L1', '1*L1[:0.8]', '1*L1[0.5:0.4]', '1*L1[:1.5]',
-                '1*L1[:0.5]+1*MSE[0.6:]', '1*L1[a:]'):
+                '1*L1[:0.5]+1*MSE[0.6:]', '1*L1[a:]', '1*L1[.:]'):
         with pytest.raises(ValueError, match='--loss'):
             loss.parse_loss(bad)
 

@@ -148,13 +148,13 @@ class LossSum(nn.Module):
         self.loss = [{'type': name, 'weight': w, 'function': term, 'window': win}
                      for (w, name, term), win in zip(terms, windows)]
         self.loss_module = nn.ModuleList([term for _, _, term in terms])
-        if len(self.loss) > 1:
-            self.loss.append({'type': 'Total', 'weight': 0, 'function': None, 'window': WHOLE})
         self.write_log = log
         for item in self.loss:
             win = item['window']
             self._write(f"{item['weight']:.3f} * {item['type']}"
                         + (f' (progress {win[0]:g} to {win[1]:g})' if win != WHOLE else ''), quiet=True)
+        if len(self.loss) > 1:
+            self.loss.append({'type': 'Total', 'weight': 0, 'function': None})
         if device is not None:
             self.loss_module.to(device)
         self.log = torch.Tensor()
