@@ -293,6 +293,21 @@ def test_bad_flags_name_the_flag():
         create_model('SwinIR', depths=(6, 0))
     with pytest.raises(errors.SRLabError, match='--RDNconfig'):
         build(['--model', 'RDN', '--RDNconfig', 'C'])
+    with pytest.raises(errors.SRLabError, match="--upsampler: 'pixelshuffle_direct' must be one of"):
+        build(['--model', 'EDSR', '--upsampler', 'pixelshuffle_direct'])
+
+
+def test_edsr_direct_tail():
+    """--upsampler pixelshuffledirect: each scale's tail is one conv to 3 x s^2 maps and a shuffle, the
+    speedrun network's 1,410,249 trainable parameters become 679,767 (the body and head unchanged)."""
+    argv = ['--model', 'EDSR', '--n_resblocks', '8', '--n_feats', '64']
+    full, direct = build(argv, (2, 3, 4)), build(argv + ['--upsampler', 'pixelshuffledirect'], (2, 3, 4))
+    assert [sum(p.numel() for p in n.parameters() if p.requires_grad) for n in (full, direct)] == [1_410_249, 679_767]
+    for i, s in enumerate((2, 3, 4)):
+        assert {k: tuple(v.shape) for k, v in direct.tail[i].state_dict().items()} == {
+            '0.weight': (3 * s * s, 64, 3, 3), '0.bias': (3 * s * s,)}
+    body = {k: tuple(v.shape) for k, v in full.state_dict().items() if not k.startswith('tail.')}
+    assert body == {k: tuple(v.shape) for k, v in direct.state_dict().items() if not k.startswith('tail.')}
 
 
 def test_released(tmp_path):

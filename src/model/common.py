@@ -17,6 +17,9 @@ SHIFT_MEAN = Flag('shift_mean', 'subtract the DIV2K mean at input, add at output
 N_FEATS = Flag('n_feats', 'feature maps')
 N_RESBLOCKS = Flag('n_resblocks', 'residual blocks')
 RES_SCALE = Flag('res_scale', 'residual scaling')
+UPSAMPLER = Flag('upsampler', "tail: pixelshuffle (per factor of the scale a conv to r*r maps and a shuffle, "
+                 "then a conv to the colours) or pixelshuffledirect (one conv to colours x scale^2, then a shuffle)")
+TAILS = ('pixelshuffle', 'pixelshuffledirect')
 
 
 def default_conv(in_channels, out_channels, kernel_size, bias=True):
@@ -105,6 +108,21 @@ def upsampling_tail(conv, scale, n_feats, n_colors, kernel_size=3, act=False):
     return nn.Sequential(Upsampler(conv, scale, n_feats, act=act), conv(n_feats, n_colors, kernel_size))
 
 
+def direct_tail(conv, scale, n_feats, n_colors, kernel_size=3):
+    """The lightweight tail for one scale (ESPCN's, SwinIR's pixelshuffledirect):
+    one conv at LR to n_colors x scale^2 maps (tail.0), then PixelShuffle(scale)."""
+    return nn.Sequential(conv(n_feats, n_colors * scale * scale, kernel_size), nn.PixelShuffle(scale))
+
+
+def make_tail(kind, conv, scale, n_feats, n_colors, kernel_size=3):
+    """The tail `kind` (one of TAILS) for one scale; a one-line ValueError for another."""
+    if kind not in TAILS:
+        raise ValueError(f"--upsampler: '{kind}' must be one of {', '.join(TAILS)}")
+    if kind == 'pixelshuffledirect':
+        return direct_tail(conv, scale, n_feats, n_colors, kernel_size)
+    return upsampling_tail(conv, scale, n_feats, n_colors, kernel_size)
+
+
 def add_mean_shift(net, n_colors, rgb_range, shift_mean):
     """Give `net` the frozen sub_mean/add_mean pair (RGB only; keys as released).
     Returns whether its forward should use them (`shift_mean`)."""
@@ -139,6 +157,18 @@ def upsampler_scale(state, prefix):
             return None
         scale *= r
     return scale
+
+
+def direct_scale(weight):
+    """The scale of a direct tail from its conv's weight: n_colors (3 or 1) x
+    scale^2 outputs (never both: 3 s^2 is no square); None when neither fits."""
+    if getattr(weight, 'ndim', 0) != 4:
+        return None
+    for colors in (3, 1):
+        s = math.isqrt(weight.shape[0] // colors)
+        if s >= 2 and colors * s * s == weight.shape[0]:
+            return s
+    return None
 
 
 def count_parameters(model):
@@ -324,7 +354,10 @@ class ResidualSR(MultiScale):
 
     @staticmethod
     def scale_of(part):
-        """The scale of an upsampling tail of a released file (upsampling_tail: its Upsampler is child 0)."""
+        """The scale of a tail of a foreign file: upsampling_tail's Upsampler is
+        child 0 (`0.0.weight` ...); direct_tail's one conv is (`0.weight`)."""
+        if '0.weight' in part:
+            return direct_scale(part['0.weight'])
         return upsampler_scale(part, '0.')
 
     def __init__(self, scale, n_colors, rgb_range, shift_mean):

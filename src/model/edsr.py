@@ -1,6 +1,9 @@
 """EDSR (Lim et al., CVPR 2017 workshops). Keys and shapes are those of the
 released EDSR-PyTorch models; with several scales the body is shared and each
-scale has its own tail (`tail.<k>.*`), picked by set_scale()."""
+scale has its own tail (`tail.<k>.*`), picked by set_scale(). --upsampler
+pixelshuffledirect swaps EDSR's tail for one conv to colours x scale^2 and a
+shuffle (the lightweight tail of ESPCN and SwinIR-light): EDSR's tails are 32%
+of the multiply-adds of an 8-block, 64-map network trained at x2, x3 and x4."""
 import torch.nn as nn
 
 from model import common
@@ -12,7 +15,8 @@ BASELINE, PAPER = dict(n_resblocks=16, n_feats=64), dict(n_resblocks=32, n_feats
 
 @MODELS.register('EDSR')
 class EDSR(common.ResidualSR):
-    flags = (common.N_RESBLOCKS, common.N_FEATS, common.RES_SCALE, common.ACT, common.SHIFT_MEAN)
+    flags = (common.N_RESBLOCKS, common.N_FEATS, common.RES_SCALE, common.ACT, common.SHIFT_MEAN,
+             common.UPSAMPLER)
     templates = {
         'EDSR_baseline': dict(n_resblocks=16, n_feats=64, res_scale=1),
         'EDSR_paper': dict(n_resblocks=32, n_feats=256, res_scale=0.1),
@@ -27,14 +31,14 @@ class EDSR(common.ResidualSR):
     )
 
     def __init__(self, scale=(4,), n_colors=3, rgb_range=255, n_resblocks=16, n_feats=64, res_scale=1.0,
-                 act='relu', shift_mean=True, conv=common.default_conv):
+                 act='relu', shift_mean=True, upsampler='pixelshuffle', conv=common.default_conv):
         super().__init__(scale, n_colors, rgb_range, shift_mean)
         self.head = nn.Sequential(conv(n_colors, n_feats, 3))
         body = [common.ResBlock(conv, n_feats, 3, act=common.make_act(act), res_scale=res_scale)
                 for _ in range(n_resblocks)]
         body.append(conv(n_feats, n_feats, 3))
         self.body = nn.Sequential(*body)
-        self.tail = self.per_scale(lambda s: common.upsampling_tail(conv, s, n_feats, n_colors, 3))
+        self.tail = self.per_scale(lambda s: common.make_tail(upsampler, conv, s, n_feats, n_colors, 3))
 
     def from_basicsr(self, state):
         """BasicSR EDSR names -> EDSR-PyTorch names (MeanShift taken from this network)."""
