@@ -28,8 +28,7 @@ class ESPCN(common.MultiScale):
         self.rgb_range, self.n_colors = rgb_range, n_colors
         self.head = nn.Sequential(nn.Conv2d(n_colors, n1, 5, padding=2), common.make_act(act),
                                   nn.Conv2d(n1, n2, 3, padding=1), common.make_act(act))
-        self.tail = self.per_scale(lambda r: nn.Sequential(nn.Conv2d(n2, r * r * n_colors, 3, padding=1),
-                                                           nn.PixelShuffle(r)))
+        self.tail = self.per_scale(lambda r: common.direct_tail(common.default_conv, r, n2, n_colors, 3))
 
     def forward(self, x):
         return self.at_scale(self.tail)(self.head(x / self.rgb_range)) * self.rgb_range

@@ -226,7 +226,7 @@ class SwinIR(common.MultiScale):
         dim, ws = embed_dim, window_size
         if ws < 2:
             raise ValueError(f'--window_size: must be at least 2, got {ws}')
-        if upsampler not in ('pixelshuffle', 'pixelshuffledirect'):
+        if upsampler not in common.TAILS:
             raise ValueError(f"--swin_upsampler: '{upsampler}' must be pixelshuffle or pixelshuffledirect")
         self.direct = upsampler == 'pixelshuffledirect'
         self.window = ws
@@ -247,7 +247,7 @@ class SwinIR(common.MultiScale):
         self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1)
         conv = common.default_conv
         if self.direct:
-            ups = self.per_scale(lambda s: nn.Sequential(conv(dim, s * s * n_colors, 3), nn.PixelShuffle(s)))
+            ups = self.per_scale(lambda s: common.direct_tail(conv, s, dim, n_colors, 3))
         else:
             self.conv_before_upsample = nn.Sequential(conv(dim, NUM_FEAT, 3), nn.LeakyReLU(inplace=True))
             ups = self.per_scale(lambda s: common.Upsampler(conv, s, NUM_FEAT))
