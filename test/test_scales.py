@@ -21,10 +21,12 @@ SCALES = list(range(2, 9))
 TINY = {
     'EDSR': ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8'],
     'EDSR_direct': ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--upsampler', 'pixelshuffledirect'],
+    'EDSR_skip': ['--model', 'EDSR', '--n_resblocks', '1', '--n_feats', '8', '--upsampler', 'pixelshuffledirect',
+                  '--global_skip', 'bicubic'],
     'RCAN': ['--model', 'RCAN', '--n_resgroups', '1', '--n_resblocks', '1', '--n_feats', '16', '--reduction', '4'],
     'RDN': ['--model', 'RDN', '--RDNconfig', '2-2-8', '--G0', '8'],
 }
-TAIL = {'EDSR': 'tail', 'EDSR_direct': 'tail', 'RCAN': 'tail', 'RDN': 'UPNet'}
+TAIL = {'EDSR': 'tail', 'EDSR_direct': 'tail', 'EDSR_skip': 'tail', 'RCAN': 'tail', 'RDN': 'UPNet'}
 
 DATA = tempfile.mkdtemp(prefix='srlab_scales_')  # an empty benchmark/Set5 for option validation
 os.makedirs(os.path.join(DATA, 'benchmark', 'Set5'))

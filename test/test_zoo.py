@@ -295,6 +295,8 @@ def test_bad_flags_name_the_flag():
         build(['--model', 'RDN', '--RDNconfig', 'C'])
     with pytest.raises(errors.SRLabError, match="--upsampler: 'pixelshuffle_direct' must be one of"):
         build(['--model', 'EDSR', '--upsampler', 'pixelshuffle_direct'])
+    with pytest.raises(errors.SRLabError, match="--global_skip: 'linear' must be one of none, bicubic, nearest"):
+        build(['--model', 'EDSR', '--global_skip', 'linear'])
 
 
 def test_edsr_direct_tail():
@@ -308,6 +310,28 @@ def test_edsr_direct_tail():
             '0.weight': (3 * s * s, 64, 3, 3), '0.bias': (3 * s * s,)}
     body = {k: tuple(v.shape) for k, v in full.state_dict().items() if not k.startswith('tail.')}
     assert body == {k: tuple(v.shape) for k, v in direct.state_dict().items() if not k.startswith('tail.')}
+
+
+@pytest.mark.parametrize('skip', ['bicubic', 'nearest'])
+def test_edsr_global_skip(skip):
+    """--global_skip adds the input upsampled at the current scale to the output: no weights of its own,
+    and with the tails' convs zeroed the network is that upsampling, at each of its scales."""
+    argv = ['--model', 'EDSR', '--n_resblocks', '2', '--n_feats', '16', '--upsampler', 'pixelshuffledirect']
+    plain, net = build(argv, (2, 3, 4)), build(argv + ['--global_skip', skip], (2, 3, 4))
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+    x = lr_batch(2, 7, 5)
+    with torch.no_grad():
+        for tail in net.tail:
+            tail[0].weight.zero_(), tail[0].bias.zero_()
+        for s in (2, 3, 4):
+            y = net(x, scale=s)
+            if skip == 'nearest':
+                want = x.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
+            else:
+                want = torch.nn.functional.interpolate(x, scale_factor=s, mode='bicubic', align_corners=False)
+            assert y.shape == (2, 3, 7 * s, 5 * s)
+            torch.testing.assert_close(y, want, rtol=0, atol=1e-3)
+            assert not torch.equal(plain(x, scale=s), y)
 
 
 def test_released(tmp_path):

@@ -8,6 +8,7 @@ import operator
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from model.flags import Flag
 
@@ -20,6 +21,9 @@ RES_SCALE = Flag('res_scale', 'residual scaling')
 UPSAMPLER = Flag('upsampler', "tail: pixelshuffle (per factor of the scale a conv to r*r maps and a shuffle, "
                  "then a conv to the colours) or pixelshuffledirect (one conv to colours x scale^2, then a shuffle)")
 TAILS = ('pixelshuffle', 'pixelshuffledirect')
+GLOBAL_SKIP = Flag('global_skip', "add the input upsampled to the output, so the network learns the residual: none, "
+                   "bicubic (VDSR's) or nearest (Real-ESRGAN compact's, ABPN's)")
+SKIPS = ('none', 'bicubic', 'nearest')
 
 
 def default_conv(in_channels, out_channels, kernel_size, bias=True):
@@ -347,9 +351,18 @@ class MultiScale(nn.Module):
         return fits[0] if len(fits) == 1 else None
 
 
+def upsampled(x, scale, mode):
+    """`x` resized by `scale` (an int) with `mode` (one of SKIPS but 'none');
+    bicubic as PyTorch's (a = -0.75, no antialiasing: it only enlarges)."""
+    if mode == 'nearest':
+        return F.interpolate(x, scale_factor=scale, mode='nearest')
+    return F.interpolate(x, scale_factor=scale, mode='bicubic', align_corners=False)
+
+
 class ResidualSR(MultiScale):
     """EDSR's shape, also RCAN's and SRResNet's: MeanShift in, head, body with
-    a skip from the head, the current scale's tail, MeanShift out."""
+    a skip from the head, the current scale's tail, MeanShift out; with
+    `global_skip`, plus the input upsampled (the tail then learns the residual)."""
     scale_modules = ('tail',)
 
     @staticmethod
@@ -360,16 +373,22 @@ class ResidualSR(MultiScale):
             return direct_scale(part['0.weight'])
         return upsampler_scale(part, '0.')
 
-    def __init__(self, scale, n_colors, rgb_range, shift_mean):
+    def __init__(self, scale, n_colors, rgb_range, shift_mean, global_skip='none'):
         super().__init__(scale)
+        if global_skip not in SKIPS:
+            raise ValueError(f"--global_skip: '{global_skip}' must be one of {', '.join(SKIPS)}")
         self.shift_mean = add_mean_shift(self, n_colors, rgb_range, shift_mean)
+        self.global_skip = global_skip
 
     def forward(self, x):
         if self.shift_mean:
             x = self.sub_mean(x)
+        lr = x
         x = self.head(x)
         x = self.body(x) + x
         x = self.at_scale(self.tail)(x)
+        if self.global_skip != 'none':
+            x = x + upsampled(lr, self.scale, self.global_skip)
         if self.shift_mean:
             x = self.add_mean(x)
         return x

@@ -3,7 +3,9 @@ released EDSR-PyTorch models; with several scales the body is shared and each
 scale has its own tail (`tail.<k>.*`), picked by set_scale(). --upsampler
 pixelshuffledirect swaps EDSR's tail for one conv to colours x scale^2 and a
 shuffle (the lightweight tail of ESPCN and SwinIR-light): EDSR's tails are 32%
-of the multiply-adds of an 8-block, 64-map network trained at x2, x3 and x4."""
+of the multiply-adds of an 8-block, 64-map network trained at x2, x3 and x4.
+--global_skip bicubic adds the bicubic-upsampled input to the output (VDSR's
+residual learning; nearest: Real-ESRGAN compact's). A skip adds no weights."""
 import torch.nn as nn
 
 from model import common
@@ -16,7 +18,7 @@ BASELINE, PAPER = dict(n_resblocks=16, n_feats=64), dict(n_resblocks=32, n_feats
 @MODELS.register('EDSR')
 class EDSR(common.ResidualSR):
     flags = (common.N_RESBLOCKS, common.N_FEATS, common.RES_SCALE, common.ACT, common.SHIFT_MEAN,
-             common.UPSAMPLER)
+             common.UPSAMPLER, common.GLOBAL_SKIP)
     templates = {
         'EDSR_baseline': dict(n_resblocks=16, n_feats=64, res_scale=1),
         'EDSR_paper': dict(n_resblocks=32, n_feats=256, res_scale=0.1),
@@ -31,8 +33,9 @@ class EDSR(common.ResidualSR):
     )
 
     def __init__(self, scale=(4,), n_colors=3, rgb_range=255, n_resblocks=16, n_feats=64, res_scale=1.0,
-                 act='relu', shift_mean=True, upsampler='pixelshuffle', conv=common.default_conv):
-        super().__init__(scale, n_colors, rgb_range, shift_mean)
+                 act='relu', shift_mean=True, upsampler='pixelshuffle', global_skip='none',
+                 conv=common.default_conv):
+        super().__init__(scale, n_colors, rgb_range, shift_mean, global_skip)
         self.head = nn.Sequential(conv(n_colors, n_feats, 3))
         body = [common.ResBlock(conv, n_feats, 3, act=common.make_act(act), res_scale=res_scale)
                 for _ in range(n_resblocks)]
