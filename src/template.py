@@ -31,8 +31,9 @@ PRESETS = {
     'GAN': dict(model='EDSR', scale='4', loss='5*VGG54+0.15*GAN', lr=5e-5, patch_size=96,
                 epochs=200, decay='150'),
     # the 30-minute CPU speedrun: one EDSR (8 blocks, 64 maps, the lightweight per-scale tails: 1.44-1.55x
-    # the steps/s of EDSR's; the bicubic-upsampled input added to the output, as VDSR) for x2, x3 and x4 from scratch on the 291 images, L1 then an MSE tail over the
-    # last 20% of the run, Adam at lr 5e-4 (all chosen on BSD200val at full length: README, "The speedrun"),
+    # the steps/s of EDSR's; the bicubic-upsampled input added to the output, as VDSR) for x2, x3 and x4
+    # from scratch on the 291 images, L1 then an MSE tail over the last 20% of the run, Adam at lr 5e-4
+    # (all chosen on BSD200val at full length: README, "The speedrun"),
     # 100 steps of warmup then a cosine over a step count fitted to 30 minutes of training from the
     # warmup's rate (--steps auto: logged, and --steps N replays the run), the precision --amp auto
     # measures fastest here, Set5 tested every 750 steps and Set5, Set14 (grayscale files on their own
