@@ -17,8 +17,8 @@ import math
 import re
 
 import torch.nn as nn
-import torch.nn.functional as F
 
+from model import common
 from model.flags import Flag
 from model.layouts import Reading, fits
 from registry import MODELS
@@ -54,7 +54,7 @@ class SRVGGNetCompact(nn.Module):
         out = x
         for layer in self.body:
             out = layer(out)
-        base = F.interpolate(x, scale_factor=self.scale, mode='nearest')
+        base = common.upsampled(x, self.scale, 'nearest')
         return (self.upsampler(out) + base) * self.rgb_range
 
     def from_basicsr(self, state):
