@@ -21,7 +21,8 @@ from schedule import Position
 FIT_FROM = 10        # --steps auto: the first step timed (the first steps warm the caches and allocators up)
 FIT_SAFETY = 0.85    # of the budget left: a whole run's steps are slower than the warmup's. Measured on a 2-core
                      # AVX-512-BF16 AMD VM (speedrun, whole run / warmup): EDSR tails 6.28/6.64 and 6.25/6.52,
-                     # lightweight tails 9.26/10.93 = 0.85 (0.93 overran the 30 min by 3; 0.98 by 1.1 before)
+                     # lightweight tails 0.85, 0.89 and 0.94 natively, 0.85 under the AVX2 emulation (30.1 min of
+                     # training); 0.93 overran the 30 min by 3, 0.98 by 1.1 before. Not a constant of the machine
 
 
 class Clock:
