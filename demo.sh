@@ -61,7 +61,7 @@ repro_fsrcnn) python main.py --template FSRCNN --amp auto --n_threads 1 --data_t
 repro_espcn) python main.py --template ESPCN --amp auto --n_threads 1 --data_train T91 --data_test Set5+Set14+B100 --dir_data $CLASSIC --save repro_espcn --reset ;;
 # The speedrun: one network for x2+x3+x4 from scratch on T91+BSD200 ("291"), in 30 minutes of training on
 # whatever CPU runs it (--amp auto picks the precision, --steps auto fits the step count and logs it; add
-# --steps N to replay a run), tested on Set5, Set14 and B100. speedrun_val: the same on T91+BSD200train,
+# the --steps N:N2 it logs to replay a run), tested on Set5, Set14 and B100. speedrun_val: the same on T91+BSD200train,
 # scored on the held-out BSD200val (where the recipe is chosen; never on a test set).
 speedrun) python main.py --template speedrun --dir_data $CLASSIC --save speedrun --reset ;;
 speedrun_val) python main.py --template speedrun --data_train T91+BSD200train --data_test BSD200val --curve_sets BSD200val --dir_data $CLASSIC --save speedrun_val --reset ;;

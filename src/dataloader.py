@@ -19,10 +19,12 @@ from distributed import World
 class ScaleBatchSampler(Sampler):
     """Shuffled batches of `(i, idx_scale, seed)`, one idx_scale per batch.
     With world_size > 1 each rank takes its own slice of every global batch,
-    so ranks see disjoint samples and the same scale at every step."""
+    so ranks see disjoint samples and the same scale at every step. `weights`:
+    how often each scale is drawn (None: equally)."""
 
-    def __init__(self, n, batch_size, n_scales, seed, rank=0, world_size=1, max_batches=None):
+    def __init__(self, n, batch_size, n_scales, seed, rank=0, world_size=1, max_batches=None, weights=None):
         super().__init__()
+        self.weights = torch.tensor(weights, dtype=torch.float64) if weights else None
         self.max_batches = max_batches
         self.start_batch = 0
         if batch_size % world_size:
@@ -44,13 +46,19 @@ class ScaleBatchSampler(Sampler):
         g = torch.Generator()
         g.manual_seed(self.seed * 1_000_003 + self.epoch)
         perm = torch.randperm(self.n, generator=g).tolist()
-        scales = torch.randint(self.n_scales, (len(self),), generator=g).tolist()
+        scales = self._scales(g)
         seeds = torch.randint(2 ** 62, (len(self), self.batch_size), generator=g).tolist()
         per_rank = self.batch_size // self.world_size
         for b in range(self.start_batch, len(self)):
             idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
             lo = self.rank * per_rank
             yield [(i, scales[b], sd) for i, sd in zip(idx[lo:lo + per_rank], seeds[b][lo:lo + per_rank])]
+
+    def _scales(self, g):
+        """The scale index of each batch of the epoch."""
+        if self.weights is None:
+            return torch.randint(self.n_scales, (len(self),), generator=g).tolist()
+        return torch.multinomial(self.weights, len(self), replacement=True, generator=g).tolist()
 
 
 class TestSampler(Sampler):
@@ -145,7 +153,7 @@ class MSDataLoader(DataLoader):
         world = World() if world is None else world
         if train:
             sampler = ScaleBatchSampler(len(dataset), args.batch_size, len(args.scale), args.seed, world.rank,
-                                        world.world_size, max_batches=args.test_every)
+                                        world.world_size, max_batches=args.test_every, weights=args.scale_weights)
         else:
             sampler = TestSampler(len(dataset))
         cuda = not args.cpu and torch.cuda.is_available()

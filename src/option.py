@@ -89,6 +89,8 @@ def build_parser(network=True):
     a('--data_range', default='1-800/801-810', help='train/test image ranges for DIV2K-style sets')
     a('--ext', default='sep', help='img: decode every access; sep: cache decoded arrays (add -reset to rebuild)')
     a('--scale', default='4', help="scales joined with '+', e.g. 2+3+4")
+    a('--scale_weights', default='', help="how often each --scale is drawn for a training batch, joined with "
+      "'+' in --scale's order (2+1+1 with --scale 2+3+4: half the batches x2); '': all equally often")
     a('--patch_size', type=int, default=192, help='HR patch size for training')
     a('--lr_patch', type=int, default=0, help='training LR patch side at every scale: the HR patch is it x the '
       "batch's scale (EDSR's 48 at x2, x3 and x4); 0: --patch_size / scale")
@@ -136,7 +138,8 @@ def build_parser(network=True):
       'caching) after which the run tests, saves and ends; a resumed run has what is left (0: none)')
     a('--steps', default='0', help='the run is N training steps (the schedule spans exactly them; epochs of '
       '--test_every steps, the last one shorter; the time budget stops nothing), or auto: N fitted to '
-      '--time_budget from the rate of the --warmup steps, saved, logged and in results.json (0: --epochs)')
+      '--time_budget from the rate of the --warmup steps and fitted again late in the run, saved, logged and in '
+      'results.json as N or N:N2 (N steps, refitted to N2), which replays it (0: --epochs)')
     a('--batch_size', type=int, default=16, help='batch size')
     a('--curve_sets', default='', help="the --data_test sets tested between a run's tests of every set (the "
       "curve's points, cheaper), joined with '+'; the final test is always of every set (default: every set)")
@@ -145,7 +148,8 @@ def build_parser(network=True):
     # optimization
     a('--lr', type=float, default=1e-4, help='learning rate')
     a('--decay', default='200', help="epochs where lr is multiplied by gamma, joined with '-'; or a schedule "
-      "(src/schedule.py): cosine or linear from --lr to 0 over the run's steps (or --time_budget), set every step")
+      "(src/schedule.py): cosine or linear from --lr to 0 over the run's steps (or --time_budget), or wsd (--lr, "
+      "then 1 - sqrt to 0 over the last 20%%), set every step")
     a('--warmup', type=int, default=0, help='steps of linear warmup to --lr before the --decay schedule (0: none)')
     a('--gamma', type=float, default=0.5, help='lr decay factor')
     a('--optimizer', default='ADAM', help='SGD, ADAM or RMSprop')
@@ -237,7 +241,7 @@ def _decay(text):
 
 
 def _steps(args):
-    """--steps N (the epochs that hold them) or auto (needs a budget to fit and a warmup to time)."""
+    """--steps N or N:N2 (the epochs that hold them) or auto (needs a budget to fit and a warmup to time)."""
     from clock import FIT_FROM
     text = str(args.steps).strip().lower()
     if text == 'auto':
@@ -248,11 +252,14 @@ def _steps(args):
                               f'got {args.warmup}')
         args.steps, args.epochs = 'auto', int(1e8)
         return
-    if not text.isdigit():
-        raise OptionError(f"--steps: '{args.steps}' must be a number of steps or auto")
-    args.steps = int(text)
-    if args.steps:
-        args.epochs = -(-args.steps // args.test_every)  # the epochs holding them (the last one shorter)
+    first, _, text = text.rpartition(':')  # N:N2, the replay of a run --steps auto fitted twice
+    if not text.isdigit() or not (first.isdigit() or first == '') or (first and not (int(first) and int(text))):
+        raise OptionError(f"--steps: '{args.steps}' must be a number of steps, N:N2 (a replay of --steps auto: N "
+                          "steps, fitted again to N2) or auto")
+    args.steps = f'{int(first)}:{int(text)}' if first else int(text)  # (N:N2 kept as text, as it is stored)
+    longest = max(int(first or 0), int(text))
+    if longest:
+        args.epochs = -(-longest // args.test_every)  # the epochs holding them (the last one shorter)
 
 
 def _schedule_end(args):
@@ -309,6 +316,10 @@ def _lists(args):
     args.scale = _positive_ints('--scale', args.scale)
     if len(set(args.scale)) != len(args.scale):
         raise OptionError(f"--scale: repeated scale in '{'+'.join(map(str, args.scale))}'")
+    args.scale_weights = _positive_ints('--scale_weights', args.scale_weights) if args.scale_weights else []
+    if args.scale_weights and len(args.scale_weights) != len(args.scale):
+        raise OptionError(f"--scale_weights: {len(args.scale_weights)} weights for the {len(args.scale)} scales of "
+                          f"--scale {'+'.join(map(str, args.scale))}")
     args.data_range_parsed = parse_range(args.data_range)
     args.decay, args.decay_epochs = _decay(args.decay)
     args.augment_scales = _factors(args.augment_scales)

@@ -54,6 +54,18 @@ def linear(p):
     return 1 - p
 
 
+COOLDOWN = 0.2  # wsd: the last part of the schedule, where the lr decays
+
+
+@SCHEDULES.register('wsd')
+def warmup_stable_decay(p):
+    """Warmup-stable-decay: --lr held over the first 1 - COOLDOWN of the run, then a (1 - sqrt) decay
+    to 0 over the rest (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed
+    Training Durations": a 20% (1 - sqrt) cooldown matches a cosine)."""
+    left = min(max(1 - p, 0.0) / COOLDOWN, 1.0)  # of the decay
+    return 1.0 if p < 1 - COOLDOWN else 1 - math.sqrt(1 - left)
+
+
 def arguments(name):
     """The arguments the schedule `name` takes; ValueError for one outside ARGUMENTS."""
     fn = SCHEDULES.get(name)
@@ -143,22 +155,33 @@ class Schedule:
         self.position = position
         self._apply(self.factor(position))
 
+    def move_end(self, before, position):
+        """The run's end moved at this step: it was at `before` and is at `position` (the same steps). The
+        schedule goes on from its progress there, the rest of its curve spread over what is left of the
+        run (a --steps auto run's second fit, or a resume with a larger --epochs or --time_budget).
+        Returns the schedule's progress there (None for step decay, which keeps its epochs)."""
+        p = None
+        if position.steps >= self.warmup and 'p' in self.takes:
+            p = self.progress(before.progress)
+            self.anchor = (position.progress, p)
+        self.follow(position)
+        return p
+
     def resume(self, position):
         """A restored run continues at `position`. When its progress there is
         not what was saved (its end moved: --epochs or --time_budget changed),
         the schedule goes on from the progress it had reached, the rest of
         its curve spread over what is left. Returns a note for the log ('' when unchanged)."""
         saved = self.position
-        note = ''
-        moved = position.steps == saved.steps and position.progress != saved.progress
-        if moved and position.steps >= self.warmup and 'p' in self.takes:  # (step decay keeps its epochs)
-            p = self.progress(saved.progress)
-            self.anchor = (position.progress, p)
-            note = (f'; the run now ends elsewhere: the {self.name} schedule goes on from its progress {p:.3f} '
-                    f'over what is left of the run' if p < 1 else f'; the {self.name} schedule had reached its '
-                    f'end (lr x {self._body(1.0, position.epochs):g}) and stays there for the longer run')
-        self.follow(position)
-        return note
+        if not (position.steps == saved.steps and position.progress != saved.progress):
+            self.follow(position)
+            return ''
+        p = self.move_end(saved, position)
+        if p is None:
+            return ''
+        return (f'; the run now ends elsewhere: the {self.name} schedule goes on from its progress {p:.3f} over '
+                f'what is left of the run' if p < 1 else f'; the {self.name} schedule had reached its end (lr x '
+                f'{self._body(1.0, position.epochs):g}) and stays there for the longer run')
 
     def end_epoch(self):
         """An epoch's end, for a stepper that is not advanced every iteration

@@ -252,9 +252,14 @@ class Stepper:
         if self.max_skips and self.skips_in_row >= self.max_skips:
             raise TooManySkips(f'{self.skips_in_row} batches in a row skipped (--max_skips {self.max_skips})')
 
-    def advance(self, position):
-        """After an iteration, at `position` (schedule.Position): the lr of the next one."""
-        self.scheduler.follow(position)
+    def advance(self, position, before=None):
+        """After an iteration, at `position` (schedule.Position): the lr of the next one. `before`: the
+        position this step had before the run's step count changed here (clock.Clock.tick): the schedule
+        then spans the new count."""
+        if before is None:
+            self.scheduler.follow(position)
+        else:
+            self.scheduler.move_end(before, position)
 
     def resume(self, position):
         """The restored run goes on at `position`; a note for the log when its schedule had to adapt."""

@@ -35,9 +35,9 @@ PRESETS = {
     # from scratch on the 291 images, L1 then an MSE tail over the last 20% of the run, Adam at lr 5e-4
     # (all chosen on BSD200val at full length: README, "The speedrun"),
     # 100 steps of warmup then a cosine over a step count fitted to 30 minutes of training from the
-    # warmup's rate (--steps auto: logged, and --steps N replays the run), the precision --amp auto
-    # measures fastest here, Set5 tested every 750 steps and Set5, Set14 (grayscale files on their own
-    # values, as VDSR's table) and B100 at the end
+    # warmup's rate and again at 72% of the run (--steps auto: logged, and --steps N:N2 replays the run),
+    # the precision --amp auto measures fastest here, Set5 tested every 750 steps and Set5, Set14
+    # (grayscale files on their own values, as VDSR's table) and B100 at the end
     'speedrun': dict(model='EDSR', n_resblocks=8, n_feats=64, res_scale=1, upsampler='pixelshuffledirect',
                      global_skip='bicubic', scale='2+3+4', data_train='T91+BSD200',
                      data_test='Set5+Set14+B100', curve_sets='Set5', patch_size=64, batch_size=16,

@@ -22,11 +22,9 @@ from stepper import Stepper, TooManySkips, autocast
 
 class Trainer:
     def __init__(self, args, loader, my_model, my_loss, ckp, world=World()):
-        self.args, self.ckp, self.world = args, ckp, world
-        self.scale = args.scale
+        self.args, self.ckp, self.world, self.scale = args, ckp, world, args.scale
         self.loader_train = loader.loader_train
-        self.model, self.loss = my_model, my_loss
-        self.device = my_model.device
+        self.model, self.loss, self.device = my_model, my_loss, my_model.device
         self.evaluator = Evaluator(args, loader.loader_test, ckp, world, self.device)
         self.epoch, self.start_batch = 0, 0  # completed epochs; batches done in epoch self.epoch + 1
         self.tested = True      # False between the end of train() and the end of test()
@@ -41,6 +39,7 @@ class Trainer:
         my_model.setup_speed(ddp=world.distributed)
         torch.backends.cudnn.benchmark = self.device.type == 'cuda'  # fixed training shapes
         self.clock = Clock.from_args(args, len(self.loader_train), world, self.device, ckp.write_log)
+        self.clock.loss_changes_at(my_loss.first_change())
         parts = [Flags(args, ckp.write_log, my_model.meta), Keyed('model', my_model), self.stepper,
                  LossState(my_loss), self.evaluator, self, self.clock, RNG()]
         self.run_state = RunState(ckp.dir, parts, ckp.write_log)
@@ -132,8 +131,8 @@ class Trainer:
                 counts[idx_scale] += 1
                 accepted += self.step(lr, hr, idx_scale, names)
                 t_model += time.perf_counter() - t
-                self.clock.tick(done := (epoch - 1) * len(loader) + batch + 1)
-                self.stepper.advance(position := self.clock.position(done))
+                before = self.clock.tick(done := (epoch - 1) * len(loader) + batch + 1)  # not None: count changed
+                self.stepper.advance(position := self.clock.position(done), before)
                 self.loss.advance(position)  # the terms of --loss that hold from the next step on
                 self.start_batch = batch + 1
                 bar.set_postfix(loss=f'{self.loss.log[-1, -1].item() / max(accepted, 1):.4f}',

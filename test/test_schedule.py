@@ -40,6 +40,33 @@ def test_the_built_in_schedules():
     assert schedule.follows_progress('cosine') and not schedule.follows_progress('step')
 
 
+def test_wsd_holds_then_decays():
+    """wsd: --lr until 80% of the schedule, then 1 - sqrt to 0."""
+    wsd = schedule.warmup_stable_decay
+    assert [wsd(p) for p in (0, 0.5, 0.7999)] == [1, 1, 1] and wsd(1) == 0
+    assert wsd(0.85) == pytest.approx(0.5) and wsd(0.95) == pytest.approx(1 - 0.75 ** 0.5)
+    assert 'wsd' in SCHEDULES.names() and schedule.follows_progress('wsd')
+
+
+def test_a_moved_end_continues_the_curve_over_the_new_count():
+    """A cosine of 100 steps (10 of warmup) whose count becomes 130 at step 50 (a second --steps auto fit):
+    the same lr up to there, then the rest of the curve from where it was, reaching 0 at step 130; the
+    lr does not jump."""
+    from schedule import Position
+    moved, lrs = Schedule(optimizer(), 'cosine', warmup=10), []
+    for i in range(130):
+        lrs.append(moved.lr())
+        if i + 1 == 50:
+            moved.move_end(Position(50, 1, 50 / 100), Position(50, 1, 50 / 130))
+        else:
+            moved.follow(Position(i + 1, 1, (i + 1) / (100 if i < 49 else 130)))
+    straight = rates(Schedule(optimizer(), 'cosine', warmup=10), 100, 100)
+    assert lrs[:51] == straight[:51]  # (the 51st step's lr: the curve at step 50 of either count)
+    p50 = 40 / 90
+    assert lrs[51] == pytest.approx(1e-3 * schedule.cosine(p50 + (1 - p50) / 80), rel=1e-9)
+    assert abs(lrs[51] - lrs[50]) < abs(lrs[50] - lrs[49]) and moved.lr() == 0
+
+
 def test_warmup_then_cosine_is_exactly_that():
     """100 steps of linear warmup, then the whole half cosine over the 900 steps left."""
     lrs = rates(Schedule(optimizer(), 'cosine', warmup=100), 1000, 1000)

@@ -34,29 +34,68 @@ def test_steps_n_is_the_run_and_its_schedule(capsys, exp_name):
 def test_auto_fits_the_budget_and_steps_n_replays_it(capsys, exp_name, monkeypatch):
     import clock
     ticks = iter(range(10 ** 6))
-    monkeypatch.setattr(clock.time, 'perf_counter', lambda: next(ticks) * 0.05)  # a machine of fixed speed
+    monkeypatch.setattr(clock.time, 'perf_counter', lambda: next(ticks) * 0.02)  # a machine of fixed speed
     auto = exp_name()
-    code, out, err = run_main(TINY + ['--steps', 'auto', '--time_budget', '0.1', '--warmup', '20', '--test_every', '10',
+    code, out, err = run_main(TINY + ['--steps', 'auto', '--time_budget', '0.2', '--warmup', '20', '--test_every', '10',
                                       '--seed', '3', '--save', auto], capsys)
     assert code == 0, err
-    m = re.search(r'--steps auto: ([\d.]+) steps/s over steps 11-20 of the warmup; (\d+) steps fit the 0.1 min '
-                  r'budget \(replay this run on any machine with --steps (\d+)\)', out)
-    assert m and m[2] == m[3], out
-    n = int(m[2])
-    assert 20 < n < 6 / 0.05  # inside the budget: 6 s at no less than 0.05 s a step
+    m = re.search(r'--steps auto: ([\d.]+) steps/s over steps 11-20 of the warmup; (\d+) steps fit the 0.2 min '
+                  r'budget, fitted again at step (\d+)', out)
+    assert m, out
+    first = int(m[2])
+    assert 20 < first < 12 / 0.02 and int(m[3]) == int(0.9 * first)  # the loss never changes its terms: F = 1
+    again = re.search(rf'--steps auto: fitted again at step {m[3]}: [\d.]+ steps/s over steps {int(m[3]) // 2 + 1}-'
+                      rf'{m[3]}; (\d+) steps \(replay this run on any machine with --steps {first}:(\d+)\)', out)
+    assert again and again[1] == again[2], out
+    n = int(again[1])
+    assert int(m[3]) < n < 12 / 0.02  # inside the budget: 12 s at no less than 0.02 s a step
     st = torch.load(REPO / 'experiment' / auto / 'state.pt', weights_only=True)
     assert st['total_steps'] == n and st['train_steps'] == n and st['flags']['steps'] == 'auto'
+    assert st['first_steps'] == first and st['refitted']
     entry = json.loads((REPO / 'experiment' / auto / 'results.json').read_text())['Sample']['2']
-    assert entry['total_steps'] == n == entry['train_steps']
+    assert entry['total_steps'] == n == entry['train_steps'] and entry['steps'] == f'{first}:{n}'
     replay = exp_name()
-    code, out, err = run_main(TINY + ['--steps', str(n), '--time_budget', '0.1', '--warmup', '20', '--test_every',
-                                      '10', '--seed', '3', '--save', replay], capsys)
+    code, out, err = run_main(TINY + ['--steps', f'{first}:{n}', '--time_budget', '0.2', '--warmup', '20',
+                                      '--test_every', '10', '--seed', '3', '--save', replay], capsys)
     assert code == 0, err
+    assert f'--steps {first}:{n}: fitted again at step {m[3]}: {n} steps' in out, out
     a, b = weights(auto), weights(replay)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same run, step for step
     # resumed, the run keeps its count: it is finished, whatever the budget now allows
     code, out, err = run_main(['--load', auto, '--resume', '-1', '--time_budget', '10'], capsys)
     assert code == 0 and 'is finished' in out, out + err
+
+
+def test_a_machine_that_slows_gets_fewer_steps_and_ends_inside_its_budget(capsys, exp_name, monkeypatch):
+    """The speedrun's loss changes its terms at 80% of the run, so the second fit comes at 72% (0.9 x 0.8),
+    timed since 36%. The machine here slows by a fifth after its warmup: the second count is the smaller,
+    the run ends inside its budget, and --steps N:N2 replays it exactly."""
+    import clock
+    calls = iter(range(10 ** 6))
+    elapsed = [0.0]
+
+    def now():  # a machine of fixed speed for its first 150 clock readings, then a fifth slower
+        elapsed[0] += 0.04 if next(calls) < 150 else 0.048
+        return elapsed[0]
+    monkeypatch.setattr(clock.time, 'perf_counter', now)
+    flags = ['--loss', '1*L1[:0.8]+0.1*MSE[0.8:]', '--time_budget', '0.4', '--warmup', '20', '--test_every', '100',
+             '--seed', '3']
+    auto = exp_name()
+    code, out, err = run_main(TINY + flags + ['--steps', 'auto', '--save', auto], capsys)
+    assert code == 0, err
+    m = re.search(r'(\d+) steps fit the 0.4 min budget, fitted again at step (\d+)', out)
+    first, at = int(m[1]), int(m[2])
+    assert at == int(0.9 * 0.8 * first)
+    again = re.search(rf'fitted again at step {at}: [\d.]+ steps/s over steps {at // 2 + 1}-{at}; (\d+) steps', out)
+    n = int(again[1])
+    assert at / 0.8 < n < first  # the machine slowed: fewer steps, and step `at` is still before the MSE tail
+    st = torch.load(REPO / 'experiment' / auto / 'state.pt', weights_only=True)
+    assert st['total_steps'] == n == st['train_steps'] and st['train_seconds'] <= 24  # inside its budget
+    replay = exp_name()
+    code, out, err = run_main(TINY + flags + ['--steps', f'{first}:{n}', '--save', replay], capsys)
+    assert code == 0, err
+    a, b = weights(auto), weights(replay)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same run, step for step
 
 
 def test_a_fitted_count_survives_a_resume():
@@ -76,12 +115,33 @@ def test_a_fitted_count_survives_a_resume():
     again.tick(21)
     assert again.total_steps == c.total_steps and len(logs) == 1
     assert again.position(21).progress == pytest.approx(21 / c.total_steps)
+    assert again.refit_step() == c.refit_step() == int(0.9 * c.total_steps)  # the second fit still to come
+
+
+def test_a_replay_resumed_before_its_second_fit_makes_it():
+    """--steps 100:90: 100 steps until step 90 (0.9 x 100), then 90... at least 91: step 90 stays inside the run.
+    Stopped at step 50 and resumed, the clock still changes the count at step 90."""
+    import option
+    from clock import Clock
+    args = option.parse_args(TINY + ['--steps', '100:95'])
+    assert args.steps == '100:95' and args.epochs == 1
+    c = Clock.from_args(args, 10, None, None, print)
+    c.start()
+    for i in range(1, 51):
+        assert c.tick(i) is None
+    again = Clock.from_args(args, 10, None, None, print)
+    again.load_state_dict(c.state_dict())
+    again.start()
+    moved = [i for i in range(51, 96) if again.tick(i) is not None]
+    assert moved == [90] and again.total_steps == 95 and again.replay() == '100:95'
+    assert again.position(90).progress == pytest.approx(90 / 95) and again.finished()
 
 
 @pytest.mark.parametrize('flags, text', [
     (['--steps', 'auto', '--warmup', '20'], '--steps auto: fits the step count to --time_budget'),
     (['--steps', 'auto', '--time_budget', '5'], '--steps auto: times the --warmup steps; needs --warmup 20'),
-    (['--steps', 'many'], "--steps: 'many' must be a number of steps or auto"),
+    (['--steps', 'many'], "--steps: 'many' must be a number of steps, N:N2 (a replay of --steps auto"),
+    (['--steps', '100:0'], "--steps: '100:0' must be a number of steps, N:N2"),
 ])
 def test_bad_steps_are_one_line(capsys, flags, text):
     code, out, err = run_main(TINY + flags, capsys)

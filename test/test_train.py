@@ -56,6 +56,30 @@ def test_sampler_one_scale_per_batch_all_scales_and_seeded():
     assert list(s2) != a
 
 
+def test_scale_weights_draw_each_scale_as_often_as_asked():
+    """--scale_weights 2+1+1: half the batches at the first scale, a quarter at each other; seeded; equal
+    weights keep the unweighted draw's batches (runs without the flag replay as before)."""
+    s = ScaleBatchSampler(n=16000, batch_size=4, n_scales=3, seed=7, weights=[2, 1, 1])
+    drawn = [b[0][1] for b in s]
+    shares = [drawn.count(i) / len(drawn) for i in range(3)]
+    assert shares == pytest.approx([0.5, 0.25, 0.25], abs=0.02)
+    assert list(ScaleBatchSampler(16000, 4, 3, seed=7, weights=[2, 1, 1])) == list(s)
+    assert [b[0][1] for b in ScaleBatchSampler(64, 4, 3, seed=7, weights=[])] == \
+        [b[0][1] for b in ScaleBatchSampler(64, 4, 3, seed=7)]
+    assert option.parse_args(['--scale', '2+3+4', '--scale_weights', '2+1+1']).scale_weights == [2, 1, 1]
+
+
+@pytest.mark.parametrize('flags, text', [
+    (['--scale', '2+3', '--scale_weights', '2+1+1'], '--scale_weights: 3 weights for the 2 scales of --scale 2+3'),
+    (['--scale', '2+3', '--scale_weights', '2+0'], "--scale_weights: '2+0' is not a list of positive integers"),
+])
+def test_bad_scale_weights_are_one_line(flags, text, capsys):
+    with pytest.raises(SystemExit) as e:
+        option.parse_args(flags)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count('\n') == 1 and text in err, err
+
+
 def test_sampler_ranks_take_disjoint_slices_with_the_same_scale():
     full = list(ScaleBatchSampler(64, 4, 3, seed=3))
     r0 = list(ScaleBatchSampler(64, 4, 3, seed=3, rank=0, world_size=2))

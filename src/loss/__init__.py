@@ -165,6 +165,11 @@ class LossSum(nn.Module):
         """The run has reached `position` (schedule.Position): the terms of its progress hold from now on."""
         self.progress = position.progress
 
+    def first_change(self):
+        """The progress where the terms that hold first change: a window's start or end (1 when none)."""
+        ends = [e for item in self.loss if 'window' in item for e in item['window'] if 0 < e < 1]
+        return min(ends, default=1.0)
+
     def holding(self):
         """(index, item) of each term that holds at the current progress."""
         return [(i, item) for i, item in enumerate(self.loss)
