@@ -93,6 +93,8 @@ def of_run(args, dev=None):
     used = describe(args.amp, args.channels_last)
     if args.test_only and args.precision != 'single':
         used += f' (weights in {args.precision})'
+    if args.test_fp32 and args.amp != 'off':
+        used += ' (tested in fp32)'
     return {**block(used, args.seed, command_of(['main.py'] + list(args.argv)), dev), 'gray_hr': args.gray_hr}
 
 

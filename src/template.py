@@ -37,13 +37,13 @@ PRESETS = {
     # 100 steps of warmup then a cosine over a step count fitted to 30 minutes of training from the
     # warmup's rate and again at 72% of the run (--steps auto: logged, and --steps N:N2 replays the run),
     # the precision --amp auto measures fastest here, Set5 tested every 750 steps and Set5, Set14
-    # (grayscale files on their own values, as VDSR's table) and B100 at the end
+    # (grayscale files on their own values, as VDSR's table) and B100 at the end, in fp32 (--test_fp32)
     'speedrun': dict(model='EDSR', n_resblocks=8, n_feats=64, res_scale=1, upsampler='pixelshuffledirect',
                      global_skip='bicubic', scale='2+3+4', data_train='T91+BSD200',
                      data_test='Set5+Set14+B100', curve_sets='Set5', patch_size=64, batch_size=16,
                      loss='1*L1[:0.8]+0.1*MSE[0.8:]',
                      lr=5e-4, betas='0.9-0.99', decay='cosine', warmup=100, steps='auto', time_budget=30,
-                     test_every=750, n_threads=0, amp='auto', gray_hr='own'),
+                     test_every=750, n_threads=0, amp='auto', test_fp32=True, gray_hr='own'),
     # ESRGAN's network (RRDBNet, 23 blocks), loss and schedule (400k iterations = 400 epochs of --test_every
     # 1000), fine-tuning its PSNR-oriented stage (--template RRDBNet_PSNR) with --pre_train
     'ESRGAN': dict(model='RRDBNet', scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',

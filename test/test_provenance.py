@@ -119,3 +119,25 @@ def test_bicubic_set14_x2_with_each_grayscale_convention(capsys, exp_name):
         assert abs(res['sets']['Set14']['2']['Bicubic']['mean']['psnr'] - got[gray]) < 1e-9
         assert res['provenance']['gray_hr'] == gray and res['provenance']['command'].startswith('evaluate.py --hr')
     capsys.readouterr()
+
+
+def test_test_fp32_scores_the_weights_themselves_whatever_amp(capsys, exp_name):
+    """--amp bf16 trains and tests in bf16; with --test_fp32 its table is the fp32 table of the same weights,
+    which a --test_only run of the saved file reproduces exactly, and results.json says so."""
+    tables = {}
+    for flags in ([], ['--test_fp32']):
+        save = exp_name()
+        code, out, err = run_main(TINY + ['--amp', 'bf16', '--epochs', '1', '--save', save] + flags, capsys)
+        assert code == 0, err
+        d = REPO / 'experiment' / save
+        res = json.loads((d / 'results.json').read_text())
+        tables[bool(flags)] = res['Sample']['2']['psnr']
+        assert res['provenance']['precision'] == 'bf16' + (' (tested in fp32)' if flags else '')
+    # the same seed trains the same weights either way: only the test's precision differs
+    assert tables[True] != tables[False]
+    check = exp_name()
+    code, out, err = run_main(TINY + ['--test_only', '--pre_train', str(d / 'model' / 'model_latest.pt'),
+                                      '--save', check], capsys)
+    assert code == 0, err
+    res = json.loads((REPO / 'experiment' / check / 'results.json').read_text())
+    assert res['provenance']['precision'] == 'fp32' and res['Sample']['2']['psnr'] == tables[True]
