@@ -123,8 +123,9 @@ def build_parser(network=True):
     a('--precision', default='single', choices=('single', 'half', 'bf16'), help='test-time precision')
     # speed
     a('--amp', default='off', choices=('off', 'bf16', 'fp16', 'auto'),
-      help='mixed precision for training and test (fp16 with a gradient scaler); auto: the fastest of fp32, bf16 '
-      'and bf16 + channels_last (CUDA: bf16 or fp16) timed at start on this network, batch and patch, kept on resume')
+      help='mixed precision for training and test (--test_fp32: training only; fp16 with a gradient scaler); '
+      'auto: the fastest of fp32, bf16 and bf16 + channels_last (CUDA: bf16 or fp16) timed at start on this '
+      'network, batch and patch, kept on resume')
     a('--test_fp32', action='store_true', help='test in fp32 whatever --amp: the weights\' own scores, the same on '
       'any CPU kind (the speedrun\'s table, as its shipped file reproduces it)')
     a('--channels_last', action='store_true', help='NHWC memory format for convolutions')
