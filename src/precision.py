@@ -29,6 +29,11 @@ def describe(amp, channels_last):
     return name + (' + channels_last' if channels_last else '')
 
 
+def test_amp(args):
+    """The --amp a run's tests run under: fp32 ('off') with --test_fp32, else the run's own."""
+    return 'off' if args.test_fp32 else args.amp
+
+
 def candidates(device):
     """(amp, channels_last) pairs to time on `device`, fp32 first."""
     if device.type == 'cuda':

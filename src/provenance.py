@@ -89,11 +89,11 @@ def block(precision=None, seed=None, command=None, dev=None):
 
 def of_run(args, dev=None):
     """The block of a main.py run: the precision it used (after --amp auto), its seed and command line."""
-    from precision import describe
+    from precision import describe, test_amp
     used = describe(args.amp, args.channels_last)
     if args.test_only and args.precision != 'single':
         used += f' (weights in {args.precision})'
-    if args.test_fp32 and args.amp != 'off':
+    if test_amp(args) != args.amp:
         used += ' (tested in fp32)'
     return {**block(used, args.seed, command_of(['main.py'] + list(args.argv)), dev), 'gray_hr': args.gray_hr}
 

@@ -16,6 +16,7 @@ from evaluator import Evaluator
 from interrupt import Signals
 from loss import LossState
 from paths import holds_run
+from precision import test_amp
 from state import RNG, Flags, Keyed, RunState, check_finite
 from stepper import Stepper, TooManySkips, autocast
 
@@ -181,7 +182,7 @@ class Trainer:
         shard = self.world.distributed and not self.args.save_results
         if self.world.main or shard:
             averaged = self.stepper.averaged() if self.stepper else contextlib.nullcontext()
-            with averaged, autocast('off' if self.args.test_fp32 else self.args.amp, self.device):
+            with averaged, autocast(test_amp(self.args), self.device):
                 clock = None if self.args.test_only else self.clock.summary()  # (no clock when only testing)
                 only = None if self.args.test_only or self.finished() else self.args.curve_sets  # (None: all)
                 self.evaluator.run(self.model, self.epoch, shard, clock and self.signals.check, clock, only)
