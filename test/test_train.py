@@ -166,6 +166,27 @@ def test_loss_parse_and_weighted_sum(tmp_path):
     assert torch.equal(torch.load(tmp_path / 'loss_log.pt'), lo.log)
 
 
+def test_psnr_term_is_the_batch_psnr_deficit_and_weighs_batches_equally_in_db():
+    """PSNR: 100 - the batch's PSNR (metrics' formula on the whole batch), never negative, and its
+    gradient is MSE's / MSE: a batch with 4x the errors gets 1/4 of the gradient per unit of error,
+    so a batch with small errors is not outweighed (under MSE it gets the same per unit)."""
+    from loss import create_loss
+    term = create_loss('1*PSNR', rgb_range=255)
+    hr = torch.rand(2, 3, 8, 8) * 255
+    sr = hr + torch.randn_like(hr) * 3
+    mse = ((sr - hr) ** 2).mean().item()
+    assert term(sr, hr).item() == pytest.approx(100 - 10 * np.log10(255 ** 2 / mse), abs=1e-4)
+    assert term(hr, hr).item() == pytest.approx(0, abs=1e-4)  # capped at 100 dB: never below 0
+
+    def grad(spec, err):
+        x = (hr + err).requires_grad_()
+        create_loss(spec)(x, hr).backward()
+        return x.grad
+    e = torch.randn_like(hr)
+    assert torch.allclose(grad('1*PSNR', 4 * e), grad('1*PSNR', e) / 4, rtol=1e-3)
+    assert torch.allclose(grad('1*MSE', 4 * e), grad('1*MSE', e) * 4, rtol=1e-3, atol=1e-6)
+
+
 # ---- trainer --------------------------------------------------------------
 def make_trainer(cache, tmp_path, *extra):
     import data

@@ -55,6 +55,23 @@ class MSE(Term):
         return F.mse_loss(sr, hr)
 
 
+@LOSSES.register('PSNR')
+class PSNR(Term):
+    """The batch's PSNR deficit from 100 dB: 100 + 10 log10((MSE + eps) / rgb_range^2), eps =
+    rgb_range^2 x 1e-10, so the value is never negative. Its gradient is MSE's divided by the batch's
+    MSE: every batch counts the same in dB whatever the size of its errors, where under MSE a batch
+    with large errors (an x4 batch) outweighs one with small (x2). Taken over the whole batch, not per
+    image as NAFNet's PSNRLoss, so that a flat patch's tiny error does not dominate its batch."""
+
+    def __init__(self, rgb_range=255):
+        super().__init__()
+        self.peak2 = float(rgb_range) ** 2
+
+    def forward(self, sr, hr):
+        mse = F.mse_loss(sr.float(), hr.float())
+        return 100 + 10 * torch.log10((mse + self.peak2 * 1e-10) / self.peak2)
+
+
 TERM = re.compile(r'\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*\*\s*([A-Za-z][A-Za-z0-9_]*)\s*'
                   r'(?:\[\s*([0-9]*\.?[0-9]*)\s*:\s*([0-9]*\.?[0-9]*)\s*\])?\s*')
 WHOLE = (0.0, 1.0)  # a term's window when it gives none: the whole run
