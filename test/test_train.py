@@ -168,8 +168,8 @@ def test_loss_parse_and_weighted_sum(tmp_path):
 
 def test_psnr_term_is_the_batch_psnr_deficit_and_weighs_batches_equally_in_db():
     """PSNR: 100 - the batch's PSNR (metrics' formula on the whole batch), never negative, and its
-    gradient is MSE's / MSE: a batch with 4x the errors gets 1/4 of the gradient per unit of error,
-    so a batch with small errors is not outweighed (under MSE it gets the same per unit)."""
+    gradient is MSE's / MSE (x 10 / ln 10): a batch with 4x the errors gets 1/4 of the gradient (under
+    MSE, 4x), so a batch with small errors is not outweighed."""
     from loss import create_loss
     term = create_loss('1*PSNR', rgb_range=255)
     hr = torch.rand(2, 3, 8, 8) * 255

@@ -58,8 +58,8 @@ class MSE(Term):
 @LOSSES.register('PSNR')
 class PSNR(Term):
     """The batch's PSNR deficit from 100 dB: 100 + 10 log10((MSE + eps) / rgb_range^2), eps =
-    rgb_range^2 x 1e-10, so the value is never negative. Its gradient is MSE's divided by the batch's
-    MSE: every batch counts the same in dB whatever the size of its errors, where under MSE a batch
+    rgb_range^2 x 1e-10, so the value is never negative. Its gradient is MSE's over the batch's MSE
+    (x 10 / ln 10): every batch counts the same in dB whatever the size of its errors, where under MSE a batch
     with large errors (an x4 batch) outweighs one with small (x2). Taken over the whole batch, not per
     image as NAFNet's PSNRLoss, so that a flat patch's tiny error does not dominate its batch."""
 
