@@ -32,7 +32,8 @@ PRESETS = {
                 epochs=200, decay='150'),
     # the 30-minute CPU speedrun: one EDSR (8 blocks, 64 maps, the lightweight per-scale tails: 1.44-1.55x
     # the steps/s of EDSR's; the bicubic-upsampled input added to the output, as VDSR) for x2, x3 and x4
-    # from scratch on the 291 images, L1 then an MSE tail over the last 20% of the run, Adam at lr 5e-4
+    # from scratch on the 291 images and their copies downscaled by 0.9, 0.8, 0.7 and 0.6 (FSRCNN's
+    # augmentation), L1 then an MSE tail over the last 20% of the run, Adam at lr 5e-4
     # (all chosen on BSD200val at full length: README, "The speedrun"),
     # 100 steps of warmup then a cosine over a step count fitted to 30 minutes of training from the
     # warmup's rate and again at 72% of the run (--steps auto: logged, and --steps N:N2 replays the run),
@@ -43,7 +44,8 @@ PRESETS = {
                      data_test='Set5+Set14+B100', curve_sets='Set5', patch_size=64, batch_size=16,
                      loss='1*L1[:0.8]+0.1*MSE[0.8:]',
                      lr=5e-4, betas='0.9-0.99', decay='cosine', warmup=100, steps='auto', time_budget=30,
-                     test_every=750, n_threads=0, amp='auto', test_fp32=True, gray_hr='own'),
+                     test_every=750, n_threads=0, amp='auto', test_fp32=True, gray_hr='own',
+                     augment_scales='1+0.9+0.8+0.7+0.6'),
     # ESRGAN's network (RRDBNet, 23 blocks), loss and schedule (400k iterations = 400 epochs of --test_every
     # 1000), fine-tuning its PSNR-oriented stage (--template RRDBNet_PSNR) with --pre_train
     'ESRGAN': dict(model='RRDBNet', scale='4', loss='1*VGG54+0.005*RGAN+0.01*L1', lr=1e-4, betas='0.9-0.99',
