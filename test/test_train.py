@@ -187,6 +187,23 @@ def test_psnr_term_is_the_batch_psnr_deficit_and_weighs_batches_equally_in_db():
     assert torch.allclose(grad('1*MSE', 4 * e), grad('1*MSE', e) * 4, rtol=1e-3, atol=1e-6)
 
 
+def test_ymse_term_is_the_mse_of_the_scored_luma():
+    """YMSE: the MSE of metrics' Y channel (without its offset); a colour shift that keeps Y costs 0;
+    a one-channel image is its own luma."""
+    import metrics
+    from loss import create_loss
+    term = create_loss('1*YMSE')
+    hr = torch.rand(2, 3, 8, 8) * 255
+    sr = hr + torch.randn_like(hr) * 3
+    y = lambda t: np.stack([metrics.rgb_to_y(im.permute(1, 2, 0).double().numpy()) for im in t])
+    assert term(sr, hr).item() == pytest.approx(((y(sr) - y(hr)) ** 2).mean(), rel=1e-5)
+    chroma = torch.tensor([128.553, -65.481, 0.0]).view(1, 3, 1, 1)  # keeps Y exactly
+    assert term(hr + chroma, hr).item() == pytest.approx(0, abs=1e-6)
+    assert create_loss('1*MSE')(hr + chroma, hr).item() > 1000
+    gray = torch.rand(2, 1, 8, 8) * 255
+    assert term(gray + 2, gray).item() == pytest.approx(4, rel=1e-6)
+
+
 # ---- trainer --------------------------------------------------------------
 def make_trainer(cache, tmp_path, *extra):
     import data
