@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+Y_WEIGHTS = (65.481, 128.553, 24.966)  # BT.601 Y = 16 + (wR R + wG G + wB B) / 255 (MATLAB's rgb2ycbcr)
+
 
 def quantize(img):
     """Round half away from zero to 8-bit levels and clip to 0..255 (float64)."""
@@ -36,8 +38,8 @@ def rgb_to_y(img):
     if img.ndim == 2:
         return img
     if img.ndim == 3 and img.shape[2] == 3:
-        return 16.0 + (65.481 * img[:, :, 0] + 128.553 * img[:, :, 1]
-                       + 24.966 * img[:, :, 2]) / 255.0
+        wr, wg, wb = Y_WEIGHTS
+        return 16.0 + (wr * img[:, :, 0] + wg * img[:, :, 1] + wb * img[:, :, 2]) / 255.0
     raise ValueError('expected HxW, HxWx1 or HxWx3 image, got shape %s' % (img.shape,))
 
 

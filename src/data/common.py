@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 
+from metrics import Y_WEIGHTS
+
 IMG_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
 
 
@@ -133,7 +135,8 @@ def to_uint8(img, path=''):
 def rgb_to_y_uint8(img):
     """BT.601 Y of an RGB image (MATLAB's rgb2ycbcr), in its own type: uint8, or uint16 on 0..65535."""
     peak = 65535 if img.dtype == np.uint16 else 255
-    y = 16 * peak / 255 + (65.481 * img[..., 0] + 128.553 * img[..., 1] + 24.966 * img[..., 2]) / 255
+    wr, wg, wb = Y_WEIGHTS
+    y = 16 * peak / 255 + (wr * img[..., 0] + wg * img[..., 1] + wb * img[..., 2]) / 255
     return np.floor(y + 0.5).astype(img.dtype if img.dtype == np.uint16 else np.uint8)
 
 

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 import atomic
 from errors import SRLabError, did_you_mean
+from metrics import Y_WEIGHTS
 from loss.flags import parameters, term_kwargs
 from loss.term import Term, Training
 from plot import save_plot
@@ -72,19 +73,16 @@ class PSNR(Term):
         return 100 + 10 * torch.log10((mse + self.peak2 * 1e-10) / self.peak2)
 
 
-LUMA = (65.481 / 255, 128.553 / 255, 24.966 / 255)  # BT.601 Y per unit of R, G, B (metrics.rgb_to_y's)
-
-
 @LOSSES.register('YMSE')
 class YMSE(Term):
-    """Mean squared error of the luma that the benchmarks score (BT.601 Y: (65.481 R + 128.553 G + 24.966 B)
-    / 255, in the images' own range; the offset 16 cancels). A one-channel image is its own luma. An
+    """Mean squared error of the luma that the benchmarks score (metrics.rgb_to_y's BT.601 Y, in the
+    images' own range; the offset 16 cancels). A one-channel image is its own luma. An
     error that keeps Y (a shift of colour alone) costs nothing, so pair it with a small RGB term."""
 
     def forward(self, sr, hr):
         diff = sr.float() - hr.float()
         if diff.shape[1] == 3:
-            diff = torch.tensordot(diff.new_tensor(LUMA), diff, dims=([0], [1]))
+            diff = torch.tensordot(diff.new_tensor(Y_WEIGHTS) / 255, diff, dims=([0], [1]))
         return diff.pow(2).mean()
 
 
