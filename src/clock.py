@@ -33,14 +33,14 @@ FIT_FROM = 10        # --steps auto: the first step timed (the first steps warm 
 FIT_SAFETY = 0.85    # of the budget left, for the first count: a whole run's steps can be slower than the warmup's,
                      # and the second fit can take at most 10% off it (S / F + 1 = 0.9 N). Measured on a 2-core
                      # AVX-512-BF16 AMD VM (speedrun, whole run / warmup): EDSR tails 6.28/6.64 and 6.25/6.52,
-                     # lightweight tails 0.85, 0.89, 0.94, 1.07, 1.08, 1.10 natively, 0.85 and 1.07 under the
-                     # AVX2 emulation
+                     # lightweight tails 0.85, 0.89, 0.94, 1.07, 1.08, 1.10 natively, 0.85, 1.07 and 1.15 under
+                     # the AVX2 emulation
 REFIT_AT = 0.9       # of the part of the run before the loss changes its terms: where the count is fitted again
 REFIT_SAFETY = 0.93  # of the budget left then. The rate of a run's steps after the second fit against the rate it
                      # measured (2-core AMD VM, per-100-step times of 30-minute speedruns): 1.025, 0.986, 1.019,
-                     # 0.967, 0.996, 0.954, 0.993, 0.948 natively, 1.042 and 1.035 under the AVX2 emulation; at 0.96 the
-                     # 0.954 run ended 6.4 s past its 30 min budget, at 0.93 the 0.993 run 50 s and the 0.948 run
-                     # 15 s inside it
+                     # 0.967, 0.996, 0.954, 0.993, 0.948 natively, 1.042, 1.035, 0.996 under the AVX2 emulation;
+                     # at 0.96 the 0.954 run ended 6.4 s past its 30 min budget, at 0.93 the 0.993 run 50 s and
+                     # the 0.948 run 15 s inside it
 
 
 class Clock:
