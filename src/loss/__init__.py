@@ -31,9 +31,9 @@ import torch.nn.functional as F
 
 import atomic
 from errors import SRLabError, did_you_mean
-from metrics import Y_WEIGHTS
 from loss.flags import parameters, term_kwargs
 from loss.term import Term, Training
+from metrics import Y_WEIGHTS
 from plot import save_plot
 from registry import LOSSES
 
