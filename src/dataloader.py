@@ -10,6 +10,7 @@ have seen.
 """
 import os
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -20,11 +21,15 @@ class ScaleBatchSampler(Sampler):
     """Shuffled batches of `(i, idx_scale, seed)`, one idx_scale per batch.
     With world_size > 1 each rank takes its own slice of every global batch,
     so ranks see disjoint samples and the same scale at every step. `weights`:
-    how often each scale is drawn (None: equally)."""
+    how often each scale is drawn (None: equally). `item_weights` (one per
+    index, see --sample_by): indices drawn with replacement in proportion to
+    them; None: every index once per pass, shuffled."""
 
-    def __init__(self, n, batch_size, n_scales, seed, rank=0, world_size=1, max_batches=None, weights=None):
+    def __init__(self, n, batch_size, n_scales, seed, rank=0, world_size=1, max_batches=None, weights=None,
+                 item_weights=None):
         super().__init__()
         self.weights = torch.tensor(weights, dtype=torch.float64) if weights else None
+        self.cum = None if item_weights is None else torch.cumsum(torch.as_tensor(item_weights, dtype=torch.float64), 0)
         self.max_batches = max_batches
         self.start_batch = 0
         if batch_size % world_size:
@@ -45,7 +50,7 @@ class ScaleBatchSampler(Sampler):
         the batches it already trained on)."""
         g = torch.Generator()
         g.manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
+        perm = self._indices(g)
         scales = self._scales(g)
         seeds = torch.randint(2 ** 62, (len(self), self.batch_size), generator=g).tolist()
         per_rank = self.batch_size // self.world_size
@@ -53,6 +58,13 @@ class ScaleBatchSampler(Sampler):
             idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
             lo = self.rank * per_rank
             yield [(i, scales[b], sd) for i, sd in zip(idx[lo:lo + per_rank], seeds[b][lo:lo + per_rank])]
+
+    def _indices(self, g):
+        """This epoch's dataset indices, batch after batch."""
+        if self.cum is None:
+            return torch.randperm(self.n, generator=g).tolist()
+        u = torch.rand(len(self) * self.batch_size, generator=g, dtype=torch.float64) * self.cum[-1]
+        return torch.searchsorted(self.cum, u, right=True).clamp_(max=self.n - 1).tolist()
 
     def _scales(self, g):
         """The scale index of each batch of the epoch."""
@@ -97,6 +109,9 @@ class Joined(Dataset):
     def __len__(self):
         return sum(self.sizes)
 
+    def draw_weights(self, by):
+        return np.concatenate([d.draw_weights(by) for d in self.datasets])
+
     def __getitem__(self, index):
         i, rest = (index[0], tuple(index[1:])) if isinstance(index, (tuple, list)) else (index, ())
         for d, n in zip(self.datasets, self.sizes):
@@ -104,6 +119,12 @@ class Joined(Dataset):
                 return d[(i,) + rest] if rest else d[i]
             i -= n
         raise IndexError(index)
+
+
+def draw_weights(dataset, by):
+    """--sample_by: None for 'set' (each training set its own --test_every share, as EDSR), else the weight
+    of each of the dataset's indices."""
+    return None if by == 'set' else dataset.draw_weights(by)
 
 
 class WorkerDied(RuntimeError):
@@ -153,7 +174,8 @@ class MSDataLoader(DataLoader):
         world = World() if world is None else world
         if train:
             sampler = ScaleBatchSampler(len(dataset), args.batch_size, len(args.scale), args.seed, world.rank,
-                                        world.world_size, max_batches=args.test_every, weights=args.scale_weights)
+                                        world.world_size, max_batches=args.test_every, weights=args.scale_weights,
+                                        item_weights=draw_weights(dataset, args.sample_by))
         else:
             sampler = TestSampler(len(dataset))
         cuda = not args.cpu and torch.cuda.is_available()

@@ -112,6 +112,10 @@ def build_parser(network=True):
     a('--chop_overlap', type=int, default=24, help='LR pixels of overlap on each tile side for --chop')
     a('--chop_batch', type=int, default=4, help='tiles per forward for --chop')
     a('--no_augment', action='store_true', help='no random flips/transposes in training')
+    a('--sample_by', default='set', choices=('set', 'image', 'area'),
+      help="training: what --data_train's patches are drawn in proportion to: set (each set of A+B fills an "
+      "equal share, EDSR's), image (every image equally often) or area (every HR pixel equally often: the "
+      "dense sub-images of SRCNN, FSRCNN and VDSR)")
     a('--augment_scales', default='1', help="training: each HR image also downscaled by these factors "
       "(MATLAB bicubic, cached), joined with '+'; FSRCNN's: 1+0.9+0.8+0.7+0.6")
     # model

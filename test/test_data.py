@@ -447,6 +447,55 @@ def test_classic_bmp_set_and_an_image_used_only_where_it_fits(tmp_path, t91):
         make_dataset(classic_args(tmp_path, data='only'), 'T91', train=True)
 
 
+# ---- --sample_by: what the training patches are drawn in proportion to ----
+def drawn_shares(loader, groups):
+    """The share of one epoch's drawn indices in each of `groups` (ranges of dataset indices)."""
+    drawn = np.array([i for batch in loader.batch_sampler for i, _, _ in batch])
+    return [float(np.isin(drawn, list(g)).mean()) for g in groups]
+
+
+@pytest.mark.parametrize('by', ['set', 'image', 'area'])
+def test_sample_by_sets_images_or_pixels(tmp_path, t91, by):
+    """Two training sets: the small t91 fixture (3 images, 9,840 pixels) and one of a single 120 x 100 image.
+    'set' keeps EDSR's shuffle of every index (each set its own --test_every share: half each), 'image'
+    draws every image equally often (the single image: 1/4), 'area' every pixel (12,000 / 21,840)."""
+    from dataloader import Joined, MSDataLoader
+    big = tmp_path / 'data2' / 'T91'
+    big.mkdir(parents=True)
+    Image.fromarray(smooth_image(np.random.default_rng(4), 120, 100)).save(big / 'b1.bmp')
+    sets = [make_dataset(classic_args(tmp_path, '--sample_by', by, '--test_every', '3000', data=d, scale='4',
+                                      patch='48'), 'T91', train=True) for d in ('data', 'data2')]
+    joined = Joined(sets)
+    loader = MSDataLoader(classic_args(tmp_path, '--sample_by', by, '--test_every', '3000', scale='4',
+                                       patch='48'), joined, train=True)
+    n_small = len(sets[0])
+    small, large = drawn_shares(loader, [range(n_small), range(n_small, len(joined))])
+    pixels = sum(v.shape[0] * v.shape[1] for v in t91.values())
+    want = {'set': n_small / len(joined), 'image': 3 / 4, 'area': pixels / (pixels + 12000)}[by]
+    assert small == pytest.approx(want, abs=0.015) and small + large == pytest.approx(1)
+    if by == 'area':  # within a set too: each image in proportion to its pixels
+        per_image = drawn_shares(loader, [range(k, n_small, 3) for k in range(3)])
+        areas = [t91[k].shape[0] * t91[k].shape[1] for k in ('t1', 't2', 't3')]
+        assert per_image == pytest.approx([a / (pixels + 12000) for a in areas], abs=0.015)
+
+
+def test_weighted_draws_are_seeded_and_resume_mid_epoch():
+    """Weighted draws come from (--seed, epoch) like the shuffle: the same batches again, other batches for
+    another epoch, and a resumed epoch (start_batch) yields exactly the batches it had left."""
+    from dataloader import ScaleBatchSampler
+    weights = np.tile([1.0, 3.0], 50)
+    s = ScaleBatchSampler(100, 4, 3, seed=5, item_weights=weights)
+    first = list(s)
+    assert first == list(ScaleBatchSampler(100, 4, 3, seed=5, item_weights=weights))
+    resumed = ScaleBatchSampler(100, 4, 3, seed=5, item_weights=weights)
+    resumed.start_batch = 10
+    assert list(resumed) == first[10:]
+    s.set_epoch(2)
+    assert list(s) != first
+    odd = np.mean([i % 2 for batch in first for i, _, _ in batch])
+    assert 0.5 < odd <= 1  # index weight 3 drawn more often than weight 1 (100 draws: 0.75 +- 0.04)
+
+
 def test_augment_scales_cached_and_deterministic(tmp_path, t91):
     """--augment_scales 1+0.9+0.6: the HR images plus their MATLAB-bicubic
     downscales (output size ceil(s * side)), cached once; LR made from those."""

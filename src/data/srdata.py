@@ -141,8 +141,7 @@ class SRData(Dataset):
     shave_extra = 0  # pixels shaved beyond the scale when scoring (DIV2K: 6, as EDSR)
 
     def __init__(self, args, name='', train=True, budget=None):
-        """`budget`: the MemBudget shared with the other datasets of the run
-        (a fresh one of its own when None)."""
+        """`budget`: the MemBudget shared with the run's other datasets (a fresh one of its own when None)."""
         self.args = args
         self.name = name
         self.train = train
@@ -239,8 +238,7 @@ class SRData(Dataset):
         bad.add(hr)
 
     def _build_bins(self, bad):
-        """The .npy cache of every image; an entry that is stale, or damaged
-        (unreadable, or its size does not match its header), is (re)built."""
+        """The .npy cache of every image; a stale or damaged entry (unreadable, or not its header's size) is rebuilt."""
         jobs = []
         for i, hr in enumerate(self.images_hr):
             if hr in bad:
@@ -355,6 +353,11 @@ class SRData(Dataset):
 
     def __len__(self):
         return len(self.images_hr) * self.repeat
+
+    def draw_weights(self, by):
+        """--sample_by image / area: each index's weight, its image's (1, or its HR pixels) over the repeats."""
+        per_image = [1.0 if by == 'image' else float(np.prod(self._shape(p, 'HR'))) for p in self.images_hr]
+        return np.tile(np.array(per_image) / self.repeat, self.repeat)
 
     def __getitem__(self, index):
         if isinstance(index, (tuple, list)):
