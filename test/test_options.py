@@ -66,6 +66,7 @@ def test_plus_lists_and_range():
     (['--batch_size', '0'], '--batch_size'),
     (['--dist_timeout', '0'], '--dist_timeout'),
     (['--amp', 'fp8'], '--amp'),
+    (['--sample_by', 'pixels'], '--sample_by'),
     (['--ema', '1.5'], '--ema'),
 ])
 def test_invalid_value_one_line(argv, flag, capsys):
