@@ -121,12 +121,6 @@ class Joined(Dataset):
         raise IndexError(index)
 
 
-def draw_weights(dataset, by):
-    """--sample_by: None for 'set' (each training set its own --test_every share, as EDSR), else the weight
-    of each of the dataset's indices."""
-    return None if by == 'set' else dataset.draw_weights(by)
-
-
 class WorkerDied(RuntimeError):
     """A loader worker process was killed (e.g. by the out-of-memory killer)."""
 
@@ -172,10 +166,11 @@ class MSDataLoader(DataLoader):
 
     def __init__(self, args, dataset, train=True, world=None):
         world = World() if world is None else world
-        if train:
+        if train:  # --sample_by set: each training set its own --test_every share (EDSR's shuffle)
+            by = args.sample_by
             sampler = ScaleBatchSampler(len(dataset), args.batch_size, len(args.scale), args.seed, world.rank,
                                         world.world_size, max_batches=args.test_every, weights=args.scale_weights,
-                                        item_weights=draw_weights(dataset, args.sample_by))
+                                        item_weights=None if by == 'set' else dataset.draw_weights(by))
         else:
             sampler = TestSampler(len(dataset))
         cuda = not args.cpu and torch.cuda.is_available()
