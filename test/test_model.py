@@ -180,6 +180,33 @@ def test_mdsr_layout_and_count():
     assert f'Trainable parameters: {hand:,}' in ckp.logs
 
 
+def test_expansion_is_wdsr_a_wide_activation_at_the_same_block_cost():
+    """--expansion 4 at 32 maps: each block widens to 128 maps before the ReLU;
+    its convs hold the weights (and per pixel the multiply-adds) of EDSR's 64-map
+    block. --expansion 1 is EDSR's network, weight for weight."""
+    wide = model.create_model('EDSR', scale=(2, 3, 4), n_resblocks=8, n_feats=32, expansion=4,
+                              upsampler='pixelshuffledirect', global_skip='bicubic')
+    block = wide.body[0].body
+    assert block[0].weight.shape == (128, 32, 3, 3) and block[2].weight.shape == (32, 128, 3, 3)
+    assert block[0].weight.numel() + block[2].weight.numel() == 2 * 64 * 64 * 9
+    head, body_end = 3 * 32 * 9 + 32, 32 * 32 * 9 + 32
+    blocks = 8 * ((32 * 128 * 9 + 128) + (128 * 32 * 9 + 32))
+    tails = sum(32 * 3 * s * s * 9 + 3 * s * s for s in (2, 3, 4))
+    assert count_parameters(wide) == head + blocks + body_end + tails == 626_391
+    x = torch.rand(1, 3, 12, 12) * 255
+    for i, s in enumerate((2, 3, 4)):
+        wide.set_scale(i)
+        assert wide(x).shape == (1, 3, 12 * s, 12 * s)
+    torch.manual_seed(0)
+    plain = model.create_model('EDSR', scale=(2,), n_resblocks=2, n_feats=16)
+    torch.manual_seed(0)
+    same = model.create_model('EDSR', scale=(2,), n_resblocks=2, n_feats=16, expansion=1)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), same.state_dict().values()))
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match='--expansion'):
+            model.create_model('EDSR', scale=(2,), n_resblocks=1, n_feats=8, expansion=bad)
+
+
 # ---- --pre_train ---------------------------------------------------------
 def test_released_names_load_strict_and_are_used(tmp_path):
     sd = random_state(edsr_shapes(16, 64, 2), seed=1)

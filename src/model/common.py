@@ -18,6 +18,8 @@ SHIFT_MEAN = Flag('shift_mean', 'subtract the DIV2K mean at input, add at output
 N_FEATS = Flag('n_feats', 'feature maps')
 N_RESBLOCKS = Flag('n_resblocks', 'residual blocks')
 RES_SCALE = Flag('res_scale', 'residual scaling')
+EXPANSION = Flag('expansion', "wide activation (WDSR-A's): each block's first conv widens to n_feats x this before "
+                 "the activation and the second narrows back (1: EDSR's block)")
 UPSAMPLER = Flag('upsampler', "tail: pixelshuffle (per factor of the scale a conv to r*r maps and a shuffle, "
                  "then a conv to the colours) or pixelshuffledirect (one conv to colours x scale^2, then a shuffle)")
 TAILS = ('pixelshuffle', 'pixelshuffledirect')
@@ -56,15 +58,21 @@ class MeanShift(nn.Conv2d):
 
 
 class ResBlock(nn.Module):
-    """conv-act-conv with a scaled identity skip (keys body.0, body.2)."""
+    """conv-act-conv with a scaled identity skip (keys body.0, body.2); with
+    `expansion` > 1 the activation is that many times wider than the skip
+    (WDSR-A, Yu et al. 2018: the same multiply-adds as n_feats x sqrt(expansion)
+    maps throughout)."""
 
-    def __init__(self, conv, n_feats, kernel_size, bias=True, bn=False, act=None, res_scale=1):
+    def __init__(self, conv, n_feats, kernel_size, bias=True, bn=False, act=None, res_scale=1, expansion=1):
         super().__init__()
+        if not isinstance(expansion, int) or expansion < 1:
+            raise ValueError(f'--expansion: must be a whole number of 1 or more, got {expansion}')
+        widths = (n_feats, n_feats * expansion, n_feats)
         m = []
         for i in range(2):
-            m.append(conv(n_feats, n_feats, kernel_size, bias=bias))
+            m.append(conv(widths[i], widths[i + 1], kernel_size, bias=bias))
             if bn:
-                m.append(nn.BatchNorm2d(n_feats))
+                m.append(nn.BatchNorm2d(widths[i + 1]))
             if i == 0:
                 m.append(act if act is not None else nn.ReLU(True))
         self.body = nn.Sequential(*m)

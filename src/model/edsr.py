@@ -5,7 +5,10 @@ pixelshuffledirect swaps EDSR's tail for one conv to colours x scale^2 and a
 shuffle (the lightweight tail of ESPCN and SwinIR-light): EDSR's tails are 32%
 of the multiply-adds of an 8-block, 64-map network trained at x2, x3 and x4.
 --global_skip bicubic adds the bicubic-upsampled input to the output (VDSR's
-residual learning; nearest: Real-ESRGAN compact's). A skip adds no weights."""
+residual learning; nearest: Real-ESRGAN compact's). A skip adds no weights.
+--expansion E gives each block WDSR-A's wide activation (Yu et al. 2018):
+n_feats -> E x n_feats -> ReLU -> n_feats; at n_feats 32 and E 4 a block has the
+multiply-adds of EDSR's 64-map block."""
 import torch.nn as nn
 
 from model import common
@@ -18,7 +21,7 @@ BASELINE, PAPER = dict(n_resblocks=16, n_feats=64), dict(n_resblocks=32, n_feats
 @MODELS.register('EDSR')
 class EDSR(common.ResidualSR):
     flags = (common.N_RESBLOCKS, common.N_FEATS, common.RES_SCALE, common.ACT, common.SHIFT_MEAN,
-             common.UPSAMPLER, common.GLOBAL_SKIP)
+             common.UPSAMPLER, common.GLOBAL_SKIP, common.EXPANSION)
     templates = {
         'EDSR_baseline': dict(n_resblocks=16, n_feats=64, res_scale=1),
         'EDSR_paper': dict(n_resblocks=32, n_feats=256, res_scale=0.1),
@@ -34,10 +37,11 @@ class EDSR(common.ResidualSR):
 
     def __init__(self, scale=(4,), n_colors=3, rgb_range=255, n_resblocks=16, n_feats=64, res_scale=1.0,
                  act='relu', shift_mean=True, upsampler='pixelshuffle', global_skip='none',
-                 conv=common.default_conv):
+                 expansion=1, conv=common.default_conv):
         super().__init__(scale, n_colors, rgb_range, shift_mean, global_skip)
         self.head = nn.Sequential(conv(n_colors, n_feats, 3))
-        body = [common.ResBlock(conv, n_feats, 3, act=common.make_act(act), res_scale=res_scale)
+        body = [common.ResBlock(conv, n_feats, 3, act=common.make_act(act), res_scale=res_scale,
+                                expansion=expansion)
                 for _ in range(n_resblocks)]
         body.append(conv(n_feats, n_feats, 3))
         self.body = nn.Sequential(*body)
