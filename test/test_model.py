@@ -19,6 +19,7 @@ import option  # noqa: E402
 import errors  # noqa: E402
 from conftest import StubCkp, SRC  # noqa: E402
 from data.imresize import imresize  # noqa: E402
+from model import common  # noqa: E402
 from model.common import count_parameters  # noqa: E402
 
 MEAN = (0.4488, 0.4371, 0.4040)
@@ -198,10 +199,13 @@ def test_expansion_is_wdsr_a_wide_activation_at_the_same_block_cost():
         wide.set_scale(i)
         assert wide(x).shape == (1, 3, 12 * s, 12 * s)
     torch.manual_seed(0)
-    plain = model.create_model('EDSR', scale=(2,), n_resblocks=2, n_feats=16)
+    edsr_block = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(True),
+                                     torch.nn.Conv2d(16, 16, 3, padding=1))
     torch.manual_seed(0)
-    same = model.create_model('EDSR', scale=(2,), n_resblocks=2, n_feats=16, expansion=1)
-    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), same.state_dict().values()))
+    block = common.ResBlock(common.default_conv, 16, 3, expansion=1)
+    assert [(k, v.shape) for k, v in block.body.state_dict().items()] == \
+           [(k, v.shape) for k, v in edsr_block.state_dict().items()]
+    assert all(torch.equal(a, b) for a, b in zip(block.body.state_dict().values(), edsr_block.state_dict().values()))
     for bad in (0, -2, 1.5):
         with pytest.raises(ValueError, match='--expansion'):
             model.create_model('EDSR', scale=(2,), n_resblocks=1, n_feats=8, expansion=bad)
