@@ -297,6 +297,8 @@ def test_bad_flags_name_the_flag():
         build(['--model', 'EDSR', '--upsampler', 'pixelshuffle_direct'])
     with pytest.raises(errors.SRLabError, match="--global_skip: 'linear' must be one of none, bicubic, nearest"):
         build(['--model', 'EDSR', '--global_skip', 'linear'])
+    with pytest.raises(errors.SRLabError, match='--expansion: must be a whole number of 1 or more, got 0'):
+        build(['--model', 'EDSR', '--expansion', '0'])
 
 
 def test_edsr_direct_tail():
