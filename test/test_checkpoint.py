@@ -251,3 +251,40 @@ def test_atomic_write_os_error_is_one_line(tmp_path):
     assert path.read_text() == 'old' and os.listdir(tmp_path) == ['f.txt']
     with pytest.raises(errors.SRLabError):
         atomic.atomic_save({}, tmp_path / 'missing_dir' / 'x.pt')
+
+
+def test_a_point_with_no_neighbour_is_drawn_in_a_long_series():
+    """A set tested only at the end of a long run (the speedrun's Set14 and B100: NaN at the 39 curve
+    points, a PSNR at the 40th), or a final point after a gap in a long curve, is a dot on the
+    figure: a line alone draws nothing there."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from plot import MARKERS_UP_TO, draw_series
+
+    def dots(ax):
+        """The finite (x, y) points drawn with a marker."""
+        return {(float(x), float(y)) for ln in ax.lines if ln.get_marker() == 'o'
+                for x, y in zip(ln.get_xdata(), ln.get_ydata()) if np.isfinite(y)}
+
+    n = MARKERS_UP_TO + 10
+    x = np.arange(1.0, n + 1)
+    fig, ax = plt.subplots()
+    try:
+        end_only = np.full(n, np.nan)
+        end_only[-1] = 33.0
+        draw_series(ax, x, end_only, 'Set14', 'C0')
+        assert dots(ax) == {(n, 33.0)}
+        ax.cla()
+        gap = 30 + x / n  # a long joined curve, then a gap, then one last point
+        gap[-2] = np.nan
+        draw_series(ax, x, gap, 'Set5', 'C0')
+        assert dots(ax) == {(n, gap[-1])} and len(ax.lines) == 2
+        ax.cla()
+        draw_series(ax, x[:-2], gap[:-2], 'Set5', 'C0')  # long and joined: a plain line, no dot
+        assert dots(ax) == set() and len(ax.lines) == 1
+        ax.cla()
+        draw_series(ax, x[:MARKERS_UP_TO], gap[:MARKERS_UP_TO], 'Set5', 'C0')  # short: a dot at each point
+        assert len(dots(ax)) == MARKERS_UP_TO
+    finally:
+        plt.close(fig)
